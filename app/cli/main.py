@@ -1,0 +1,185 @@
+"""`atelier`: the operator CLI (API.md "Operator CLI")."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from app.core.settings import get_settings
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+def cli() -> None:
+    """Atelier: train embeddings and concept models for Stable Diffusion."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest revision."""
+    from app.core.migrate import upgrade
+
+    get_settings().ensure_dirs()
+    upgrade()
+    click.echo("database is at the latest revision")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="API processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API and dashboard."""
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
+                proxy_headers=True)
+
+
+@cli.command()
+@click.option("--queues", default="gpu,default", show_default=True)
+@click.option("--concurrency", default=1, show_default=True, type=int,
+              help="Jobs at once (one per GPU).")
+def worker(queues: str, concurrency: int) -> None:
+    """Run a Celery worker that trains jobs."""
+    from app.cli.processes import worker_argv
+
+    os.execvp(sys.executable, worker_argv(queues, concurrency))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def up(host: str, port: int) -> None:
+    """Embedded all-in-one: migrate, seed a demo org, run API + worker + dashboard."""
+    from app.cli.processes import run_all_in_one
+
+    run_all_in_one(host, port)
+
+
+@cli.group()
+def orgs() -> None:
+    """Manage organizations."""
+
+
+@orgs.command("create")
+@click.argument("name")
+@click.option("--admin-email", required=True)
+@click.option("--admin-password", default=None, help="Generated and printed when omitted.")
+@click.option("--json", "as_json", is_flag=True)
+def orgs_create(name: str, admin_email: str, admin_password: str | None, as_json: bool) -> None:
+    """Create an organization with an owner."""
+    import secrets
+
+    from app.cli.seed import create_org_with_admin
+    from app.core.db import session_scope
+
+    password = admin_password or secrets.token_urlsafe(12)
+    with session_scope() as db:
+        seeded = create_org_with_admin(db, name, admin_email, password)
+        out = {"id": seeded.org.id, "name": seeded.org.name, "slug": seeded.org.slug,
+               "admin_email": seeded.email}
+        if not admin_password:
+            out["admin_password"] = password
+    if as_json:
+        _echo_json(out)
+    else:
+        click.echo(f"created org {out['slug']} ({out['id']}); owner {admin_email}"
+                   + (f", password {password}" if not admin_password else ""))
+
+
+@cli.group("api-keys")
+def api_keys() -> None:
+    """Manage API keys."""
+
+
+@api_keys.command("create")
+@click.option("--org", "org_slug", required=True, help="Organization slug.")
+@click.option("--name", required=True)
+@click.option("--scopes", multiple=True, help="Repeat or comma-separate; default all but admin.")
+@click.option("--json", "as_json", is_flag=True)
+def api_keys_create(org_slug: str, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
+    """Create an API key; the key is printed once."""
+    from sqlalchemy import select
+
+    from app.core.db import session_scope
+    from app.identity import service
+    from app.identity.security import ALL_SCOPES
+    from app.models import Organization
+
+    wanted = [s for group in scopes for s in group.split(",") if s] or [
+        s for s in ALL_SCOPES if s != "admin"]
+    unknown = sorted(set(wanted) - set(ALL_SCOPES))
+    if unknown:
+        raise click.BadParameter(f"unknown scopes {unknown}; allowed {list(ALL_SCOPES)}")
+    with session_scope() as db:
+        org = db.scalar(select(Organization).where(Organization.slug == org_slug))
+        if org is None:
+            raise click.ClickException(f"no organization with slug '{org_slug}'")
+        row, key = service.create_api_key(db, org.id, name, sorted(set(wanted)))
+        out = {"id": row.id, "name": name, "key": key, "scopes": row.scopes, "org": org.slug}
+    if as_json:
+        _echo_json(out)
+    else:
+        click.echo(key)
+
+
+@cli.group("base-models")
+def base_models() -> None:
+    """Manage base models."""
+
+
+@base_models.command("add")
+@click.argument("key")
+@click.option("--source", required=True, help="Diffusers folder, .safetensors file or hub id.")
+@click.option("--architecture", type=click.Choice(["sd15", "sdxl"]), required=True)
+@click.option("--name", default=None)
+def base_models_add(key: str, source: str, architecture: str, name: str | None) -> None:
+    """Register a base model that jobs can train on."""
+    from app.cli.seed import register_base_model
+    from app.core.db import session_scope
+
+    with session_scope() as db:
+        register_base_model(db, key, source, architecture, name)
+    click.echo(f"base model {key} ({architecture}) -> {source}")
+
+
+@base_models.command("make-tiny")
+@click.argument("key")
+@click.option("--architecture", type=click.Choice(["sd15", "sdxl"]), required=True)
+@click.option("--json", "as_json", is_flag=True)
+def base_models_make_tiny(key: str, architecture: str, as_json: bool) -> None:
+    """Build a tiny random base model (demos, tests) and register it."""
+    from app.cli.seed import build_tiny_base_model
+    from app.core.db import session_scope
+
+    s = get_settings()
+    with session_scope() as db:
+        row = build_tiny_base_model(db, key, architecture, s.data_dir.resolve() / "base-models")
+        out = {"key": row.key, "architecture": row.architecture, "source": row.source}
+    if as_json:
+        _echo_json(out)
+    else:
+        click.echo(f"built {key} at {out['source']}")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("training-output"), show_default=True)
+def train(config: Path, out_dir: Path) -> None:
+    """Run one training locally from a YAML config (needs the worker extra)."""
+    from worker.training.local_run import run_config_file
+
+    run_config_file(config, out_dir)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,63 @@
+"""Bootstrap data: organizations with an admin, API keys, base models, the demo org."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.identity import service as identity
+from app.identity.security import ALL_SCOPES
+from app.models import BaseModel, Organization
+
+DEMO_EMAIL = "demo@atelier.local"
+DEMO_PASSWORD = "atelier-demo"
+DEMO_BASE_MODEL = "tiny-sd15"
+
+
+@dataclass
+class SeededOrg:
+    org: Organization
+    email: str
+    password: str
+
+
+def create_org_with_admin(db: Session, name: str, email: str, password: str) -> SeededOrg:
+    org = identity.create_organization(db, name)
+    user = identity.get_or_create_user(db, email, password)
+    identity.add_member(db, org, user, "owner")
+    return SeededOrg(org, email, password)
+
+
+def register_base_model(
+    db: Session, key: str, source: str, architecture: str, name: str | None = None
+) -> BaseModel:
+    row = db.scalar(select(BaseModel).where(BaseModel.key == key))
+    if row is None:
+        row = BaseModel(key=key, name=name or key, architecture=architecture, source=source)
+        db.add(row)
+    else:
+        row.source, row.architecture = source, architecture
+    db.flush()
+    return row
+
+
+def build_tiny_base_model(db: Session, key: str, architecture: str, models_dir: Path) -> BaseModel:
+    # Imported here: building needs torch, which only the worker extra installs.
+    from worker.training.tiny_models import build_tiny_model
+
+    path = build_tiny_model(models_dir / key, architecture)  # type: ignore[arg-type]
+    return register_base_model(db, key, str(path), architecture, name=f"Tiny {architecture} (demo)")
+
+
+def seed_demo(db: Session, data_dir: Path) -> tuple[SeededOrg, str] | None:
+    """Create the demo org on first run; returns its login and a fresh API key, else None."""
+    if db.scalar(select(Organization).limit(1)) is not None:
+        return None
+    seeded = create_org_with_admin(db, "Demo", DEMO_EMAIL, DEMO_PASSWORD)
+    _, key = identity.create_api_key(db, seeded.org.id, "demo", list(ALL_SCOPES))
+    if db.scalar(select(BaseModel).where(BaseModel.key == DEMO_BASE_MODEL)) is None:
+        build_tiny_base_model(db, DEMO_BASE_MODEL, "sd15", data_dir / "base-models")
+    return seeded, key

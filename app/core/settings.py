@@ -1,0 +1,75 @@
+"""One settings class for the whole service, read from ``ATELIER_*`` environment variables.
+
+In the embedded default every location derives from ``data_dir`` so the CLI and a running
+``atelier up`` pointed at the same data dir see the same world.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore")
+
+    mode: Literal["development", "production"] = Field(
+        "development", description="`production` refuses insecure defaults."
+    )
+    data_dir: Path = Field(Path(".atelier"), description="Root of every embedded location.")
+    database_url: str = Field("", description="SQLAlchemy URL; default SQLite in data_dir.")
+    broker_url: str = Field("", description="Celery broker; default SQLAlchemy over SQLite.")
+    redis_url: str = Field("", description="Redis for events and rate limits (optional).")
+    storage_url: str = Field("", description="`file:///path` or `s3://bucket[/prefix]`.")
+    s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO, moto).")
+    s3_public_endpoint_url: str | None = Field(
+        None, description="Endpoint written into presigned URLs that browsers use."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: str | None = Field(None, description="S3 access key.")
+    s3_secret_access_key: str | None = Field(None, description="S3 secret key.")
+    s3_path_style: bool = Field(True, description="Path-style addressing (MinIO, moto).")
+    secret_key: str = Field(DEV_SECRET_KEY, description="Signs sessions, CSRF and local URLs.")
+    base_url: str = Field("http://127.0.0.1:8000", description="Public URL of the API.")
+    session_cookie_secure: bool = Field(False, description="Mark session cookies Secure.")
+    session_max_age_s: int = Field(14 * 24 * 3600, description="Session lifetime.")
+    scratch_dir: Path | None = Field(None, description="Worker scratch; default data_dir/scratch.")
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        data = self.data_dir.resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{data / 'atelier.db'}"
+        if not self.broker_url:
+            self.broker_url = f"sqla+sqlite:///{data / 'broker.db'}"
+        if not self.storage_url:
+            self.storage_url = f"file://{data / 'storage'}"
+        if self.scratch_dir is None:
+            self.scratch_dir = data / "scratch"
+        if self.mode == "production" and self.secret_key == DEV_SECRET_KEY:
+            raise ValueError(
+                "ATELIER_SECRET_KEY is still the development default. Set it to a long random "
+                "value, e.g. ATELIER_SECRET_KEY=$(python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.storage_url.startswith("file://"):
+            Path(self.storage_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

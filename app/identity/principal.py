@@ -1,0 +1,146 @@
+"""Who is calling: resolved once per request from an API key or a session cookie."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.deps import get_db
+from app.core.errors import Forbidden, Unauthorized
+from app.identity.security import (
+    ALL_SCOPES,
+    ROLE_RANK,
+    ROLE_SCOPES,
+    matches,
+    parse_api_key,
+    sha256_hex,
+)
+from app.models import ApiKey, Membership, Organization, User, UserSession
+
+SESSION_COOKIE = "atelier_session"
+CSRF_COOKIE = "atelier_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass
+class Principal:
+    organization: Organization
+    type: str  # "user" | "api_key"
+    scopes: frozenset[str]
+    user: User | None = None
+    role: str | None = None
+    api_key: ApiKey | None = None
+    session: UserSession | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def org_id(self) -> str:
+        return self.organization.id
+
+    @property
+    def actor_id(self) -> str:
+        if self.api_key is not None:
+            return self.api_key.id
+        assert self.user is not None
+        return self.user.id
+
+    @property
+    def label(self) -> str:
+        if self.api_key is not None:
+            return f"api_key:{self.api_key.name}"
+        assert self.user is not None
+        return f"user:{self.user.email}"
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def _from_api_key(db: Session, raw: str) -> Principal:
+    prefix = parse_api_key(raw)
+    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if key is None or not matches(key.key_hash, raw):
+        raise Unauthorized("Invalid API key.")
+    now = datetime.now(UTC)
+    if key.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.")
+    expires = _aware(key.expires_at)
+    if expires is not None and expires <= now:
+        raise Unauthorized("This API key has expired.")
+    last = _aware(key.last_used_at)
+    if last is None or now - last > LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    org = db.get(Organization, key.org_id)
+    assert org is not None
+    # The admin scope is a superset: it implies every other scope.
+    scopes = frozenset(ALL_SCOPES) if "admin" in key.scopes else frozenset(key.scopes)
+    return Principal(organization=org, type="api_key", scopes=scopes, api_key=key)
+
+
+def _from_session(db: Session, request: Request, token: str) -> Principal:
+    sess = db.scalar(select(UserSession).where(UserSession.token_hash == sha256_hex(token)))
+    now = datetime.now(UTC)
+    if sess is None or sess.revoked_at is not None or _aware(sess.expires_at) <= now:  # type: ignore[operator]
+        raise Unauthorized("Your session has ended; please sign in again.")
+    membership = db.scalar(
+        select(Membership).where(
+            Membership.user_id == sess.user_id, Membership.org_id == sess.org_id
+        )
+    )
+    user = db.get(User, sess.user_id)
+    if membership is None or user is None or not user.is_active:
+        raise Unauthorized("Your session has ended; please sign in again.")
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or sent != sess.csrf_token:
+            raise Forbidden("Missing or wrong CSRF token (send the X-CSRF-Token header).")
+    return Principal(
+        organization=membership.organization,
+        type="user",
+        scopes=frozenset(ROLE_SCOPES[membership.role]),
+        user=user,
+        role=membership.role,
+        session=sess,
+    )
+
+
+def get_principal(request: Request, db: Session = Depends(get_db)) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <api key>'.")
+        principal = _from_api_key(db, value.strip())
+    elif token := request.cookies.get(SESSION_COOKIE):
+        principal = _from_session(db, request, token)
+    else:
+        raise Unauthorized(
+            "Authentication required: an API key (Authorization: Bearer atl_...) or a session.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.principal = principal
+    return principal
+
+
+def require(scope: str, *, min_role: str | None = None):  # type: ignore[no-untyped-def]
+    """Declare per endpoint which scope (and, for users, which role) it needs."""
+
+    def dependency(principal: Principal = Depends(get_principal)) -> Principal:
+        if scope not in principal.scopes:
+            raise Forbidden(f"This action needs the '{scope}' scope.")
+        if min_role and principal.role and ROLE_RANK[principal.role] < ROLE_RANK[min_role]:
+            raise Forbidden(f"This action needs the '{min_role}' role or higher.")
+        return principal
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency

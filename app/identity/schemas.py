@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from app.identity.security import ALL_SCOPES
+
+Role = Literal["owner", "admin", "member", "viewer"]
+
+
+class OrganizationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    slug: str
+    plan: str
+
+
+class PrincipalOut(BaseModel):
+    type: Literal["user", "api_key"]
+    id: str
+    name: str
+    email: str | None = None
+    role: Role | None = None
+
+
+class MeOut(BaseModel):
+    organization: OrganizationOut
+    principal: PrincipalOut
+    scopes: list[str]
+    organizations: list[OrganizationOut] = Field(
+        default_factory=list, description="Every org the signed-in user belongs to."
+    )
+    csrf_token: str | None = Field(None, description="Send as X-CSRF-Token (session only).")
+
+
+class LoginIn(BaseModel):
+    email: EmailStr
+    password: str = Field(min_length=1, max_length=1024)
+    org_id: str | None = Field(None, description="Which org to enter when in several.")
+
+
+class SwitchOrgIn(BaseModel):
+    org_id: str
+
+
+def _check_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes {unknown}; allowed: {list(ALL_SCOPES)}")
+    return sorted(set(scopes))
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[str] = Field(
+        default_factory=lambda: [s for s in ALL_SCOPES if s != "admin"],
+        description="Defaults to every scope except admin.",
+    )
+    expires_at: datetime | None = None
+
+    _scopes = field_validator("scopes")(_check_scopes)
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="The full key. Shown only once.")
+
+
+class MemberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: EmailStr
+    role: Role = "member"
+    name: str = Field("", max_length=200)
+    password: str | None = Field(
+        None, min_length=8, max_length=1024, description="Initial password for a new user."
+    )
+
+
+class MemberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+
+
+class MemberOut(BaseModel):
+    id: str
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    created_at: datetime

@@ -1,0 +1,34 @@
+"""The FastAPI application: routers, error handlers, metrics, dashboard."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from app.core.errors import install_error_handlers
+from app.health.metrics import install_metrics
+from app.health.router import router as health_router
+from app.datasets.router import router as datasets_router
+from app.identity.router import router as identity_router
+from app.jobs.router import router as jobs_router
+from app.library.router import router as library_router
+from app.storage.router import router as storage_router
+
+
+def create_app() -> FastAPI:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = FastAPI(
+        title="Atelier",
+        version="0.1.0",
+        description="Train embeddings and concept models (LoRA/DoRA/pivotal) for SD 1.5 and SDXL.",
+    )
+    install_error_handlers(app)
+    install_metrics(app)
+    for router in (health_router, identity_router, datasets_router, jobs_router, library_router,
+                   storage_router):
+        app.include_router(router)
+    return app
+
+
+

@@ -1,0 +1,29 @@
+"""Every ORM model, imported here so Alembic and the app see one complete MetaData."""
+
+from app.models.base import Base
+from app.models.datasets import Dataset, DatasetItem, PendingUpload
+from app.models.identity import ROLES, ApiKey, Membership, Organization, User, UserSession
+from app.models.integrations import (
+    AuditEvent,
+    IdempotencyRecord,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from app.models.library import Model
+from app.models.training import (
+    JOB_STATUSES,
+    JOB_TYPES,
+    BaseModel,
+    Checkpoint,
+    JobLogLine,
+    JobMetric,
+    TrainingJob,
+    ValidationImage,
+)
+
+__all__ = [
+    "Base", "Dataset", "DatasetItem", "PendingUpload", "ROLES", "ApiKey", "Membership",
+    "Organization", "User", "UserSession", "AuditEvent", "IdempotencyRecord", "WebhookDelivery",
+    "WebhookEndpoint", "Model", "JOB_STATUSES", "JOB_TYPES", "BaseModel", "Checkpoint",
+    "JobLogLine", "JobMetric", "TrainingJob", "ValidationImage",
+]

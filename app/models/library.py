@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.models.base import Base, IdMixin, org_fk
+
+
+class Model(IdMixin, Base):
+    """A finalized add-on in an org's library."""
+
+    __tablename__ = "models"
+
+    org_id: Mapped[str] = org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(32))
+    architecture: Mapped[str] = mapped_column(String(8))
+    base_model: Mapped[str] = mapped_column(String(100))
+    trigger: Mapped[str | None] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("training_jobs.id", ondelete="SET NULL"), index=True
+    )
+    dataset_id: Mapped[str | None] = mapped_column(String(32))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # [{"name", "key", "bytes", "sha256"}]
+    files: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # [{"key", "prompt", "prompt_index", "index", "seed"}]
+    preview_images: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    bytes: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,54 @@
+"""Build the configured storage backend from settings, once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from app.core.settings import Settings, get_settings
+from app.storage.base import Storage
+from app.storage.local import LocalStorage
+from app.storage.s3 import S3Storage
+
+
+def storage_from_settings(settings: Settings) -> Storage:
+    """``file:///path`` -> LocalStorage; ``s3://bucket[/prefix]`` -> S3Storage."""
+    url = settings.storage_url
+    if url.startswith("file://"):
+        # Same parsing as Settings.ensure_dirs, so both agree on the directory.
+        path = url.removeprefix("file://")
+        if not path:
+            raise ValueError(f"storage URL {url!r} has no path")
+        return LocalStorage(Path(path), base_url=settings.base_url, secret_key=settings.secret_key)
+    if url.startswith("s3://"):
+        parts = urlsplit(url)
+        if not parts.netloc:
+            raise ValueError(f"storage URL {url!r} has no bucket (expected s3://bucket[/prefix])")
+        return S3Storage(
+            parts.netloc,
+            parts.path.strip("/"),
+            endpoint_url=settings.s3_endpoint_url,
+            public_endpoint_url=settings.s3_public_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            path_style=settings.s3_path_style,
+        )
+    raise ValueError(f"unsupported storage URL {url!r}: use file:///path or s3://bucket[/prefix]")
+
+
+@lru_cache(maxsize=1)
+def _cached_storage() -> Storage:
+    return storage_from_settings(get_settings())
+
+
+def get_storage() -> Storage:
+    """The process-wide storage (FastAPI dependency and worker helper). Tests override it with
+    ``app.dependency_overrides[get_storage]`` or call ``reset_storage_cache`` after changing
+    settings."""
+    return _cached_storage()
+
+
+def reset_storage_cache() -> None:
+    _cached_storage.cache_clear()

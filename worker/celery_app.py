@@ -1,0 +1,45 @@
+"""The Celery app: Redis in the full stack, SQLAlchemy-over-SQLite in the embedded default.
+
+Reliability settings: a task is acknowledged only after it finishes (acks_late), a worker takes
+one task at a time (prefetch 1: one job per GPU), and a task whose worker died is redelivered.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from app.core.settings import get_settings
+
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "default"
+
+
+def result_backend_for(broker_url: str) -> str:
+    # Results are only kept for the few tasks that ask (ping); jobs report through the database.
+    if broker_url.startswith("sqla+"):
+        return "db+" + broker_url.removeprefix("sqla+")
+    return broker_url
+
+
+def make_celery() -> Celery:
+    s = get_settings()
+    app = Celery(
+        "atelier", broker=s.broker_url, backend=result_backend_for(s.broker_url),
+        include=["worker.tasks"],
+    )
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={"atelier.train_job": {"queue": GPU_QUEUE}},
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        broker_transport_options={"visibility_timeout": 6 * 3600},
+        timezone="UTC",
+    )
+    return app
+
+
+celery_app = make_celery()

@@ -1,0 +1,1 @@
+"""Pivotal tuning: a new token and a LoRA trained together."""

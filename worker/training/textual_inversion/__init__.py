@@ -1,0 +1,1 @@
+"""Textual inversion: learn new token embeddings for a concept."""
