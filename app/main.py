@@ -7,9 +7,9 @@ import logging
 from fastapi import FastAPI
 
 from app.core.errors import install_error_handlers
+from app.datasets.router import router as datasets_router
 from app.health.metrics import install_metrics
 from app.health.router import router as health_router
-from app.datasets.router import router as datasets_router
 from app.identity.router import router as identity_router
 from app.jobs.router import router as jobs_router
 from app.library.router import router as library_router

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -49,32 +50,54 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0
     raise RuntimeError(f"moto server at {url} not ready after {timeout_s}s")
 
 
+class _MotoServer:
+    def __init__(self) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+            "AWS_DEFAULT_REGION": S3_REGION,
+        }
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait_ready(self.url, self._proc)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+# Test modules may import ``s3_server`` as well as get it from the plugin; each import is its
+# own session fixture to pytest, so they share one process through this reference count.
+_shared: dict[str, Any] = {"server": None, "users": 0}
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-        "AWS_DEFAULT_REGION": S3_REGION,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    if _shared["server"] is None:
+        _shared["server"] = _MotoServer()
+    _shared["users"] += 1
     try:
-        _wait_ready(url, proc)
-        yield url
+        yield _shared["server"].url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            _shared["server"].stop()
+            _shared["server"] = None
 
 
 def make_s3_storage(

@@ -6,8 +6,10 @@ does not leak.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+from fastapi import Depends, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -34,3 +36,22 @@ def get_scoped(
     if obj is None:
         raise NotFound(f"{what or model.__name__} '{object_id}' not found.")
     return obj
+
+
+def path_object(model: type[M], param: str, *, what: str, scope: str) -> Callable[..., M]:
+    """A dependency that loads ``model`` by the path parameter ``param`` within the caller's org.
+
+    Being a dependency, it runs before the request body is validated, so another org's object
+    is a 404 whatever the body says. It also enforces ``scope``.
+    """
+    from app.core.deps import get_db
+    from app.identity.principal import require
+
+    def dependency(
+        request: Request, db: Session = Depends(get_db),
+        principal: Principal = Depends(require(scope)),
+    ) -> M:
+        return get_scoped(db, model, request.path_params[param], principal, what=what)
+
+    dependency.__name__ = f"load_{model.__name__.lower()}"
+    return dependency

@@ -11,7 +11,7 @@ from app.core.deps import get_db
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.pagination import Page, PageParams, paginate
 from app.core.settings import get_settings
-from app.core.tenancy import get_scoped, scoped
+from app.core.tenancy import path_object, scoped
 from app.identity import service
 from app.identity.principal import (
     CSRF_COOKIE,
@@ -37,6 +37,8 @@ from app.identity.security import ROLE_SCOPES
 from app.models import ApiKey, Membership, User
 
 router = APIRouter(prefix="/v1", tags=["identity"])
+_api_key = path_object(ApiKey, "key_id", what="API key", scope="admin")
+_member = path_object(Membership, "member_id", what="Member", scope="admin")
 
 
 def _me(db: Session, principal: Principal) -> MeOut:
@@ -160,8 +162,8 @@ def create_api_key(body: ApiKeyCreate, request: Request, db: Session = Depends(g
 
 @router.delete("/api-keys/{key_id}", status_code=204, operation_id="revoke_api_key")
 def revoke_api_key(key_id: str, request: Request, db: Session = Depends(get_db),
-                   principal: Principal = Depends(require("admin"))) -> Response:
-    row = get_scoped(db, ApiKey, key_id, principal, what="API key")
+                   principal: Principal = Depends(require("admin")),
+                   row: ApiKey = Depends(_api_key)) -> Response:
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
         audit.record(db, principal, "api_key.revoke", request=request, target_type="api_key",
@@ -197,9 +199,8 @@ def add_member(body: MemberCreate, request: Request, db: Session = Depends(get_d
 @router.patch("/members/{member_id}", response_model=MemberOut, operation_id="update_member")
 def update_member(member_id: str, body: MemberUpdate, request: Request,
                   db: Session = Depends(get_db),
-                  principal: Principal = Depends(require("admin", min_role="admin"))
-                  ) -> MemberOut:
-    m = get_scoped(db, Membership, member_id, principal, what="Member")
+                  principal: Principal = Depends(require("admin", min_role="admin")),
+                  m: Membership = Depends(_member)) -> MemberOut:
     service.check_role_change(db, principal.role, m, body.role)
     m.role = body.role
     audit.record(db, principal, "member.update", request=request, target_type="membership",
@@ -209,9 +210,8 @@ def update_member(member_id: str, body: MemberUpdate, request: Request,
 
 @router.delete("/members/{member_id}", status_code=204, operation_id="remove_member")
 def remove_member(member_id: str, request: Request, db: Session = Depends(get_db),
-                  principal: Principal = Depends(require("admin", min_role="admin"))
-                  ) -> Response:
-    m = get_scoped(db, Membership, member_id, principal, what="Member")
+                  principal: Principal = Depends(require("admin", min_role="admin")),
+                  m: Membership = Depends(_member)) -> Response:
     service.check_role_change(db, principal.role, m, "viewer" if m.role == "owner" else m.role)
     audit.record(db, principal, "member.remove", request=request, target_type="membership",
                  target_id=m.id, details={"email": m.user.email})

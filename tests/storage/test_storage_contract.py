@@ -67,25 +67,25 @@ def local_server() -> Iterator[LocalServer]:
     server.stop()
 
 
-@pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    if request.param == "local":
-        server: LocalServer = request.getfixturevalue("local_server")
-        local = LocalStorage(tmp_path / "store", base_url=server.url, secret_key=SECRET)
-        server.storage = local
-        yield local
-        server.storage = None
-    else:
-        endpoint: str = request.getfixturevalue("s3_server")
-        # A prefix exercises the key <-> prefixed-key mapping on every call.
-        yield make_s3_storage(endpoint, unique_bucket_name(), "tenant")
+@pytest.fixture
+def local(local_server: LocalServer, tmp_path: Path) -> Iterator[LocalStorage]:
+    """LocalStorage served by the running router (local-only tests use this directly)."""
+    storage = LocalStorage(tmp_path / "store", base_url=local_server.url, secret_key=SECRET)
+    local_server.storage = storage
+    yield storage
+    local_server.storage = None
 
 
 @pytest.fixture
-def local(storage: Storage) -> LocalStorage:
-    if not isinstance(storage, LocalStorage):
-        pytest.skip("local backend only")
-    return storage
+def s3(request: pytest.FixtureRequest) -> S3Storage:
+    endpoint: str = request.getfixturevalue("s3_server")
+    # A prefix exercises the key <-> prefixed-key mapping on every call.
+    return make_s3_storage(endpoint, unique_bucket_name(), "tenant")
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request: pytest.FixtureRequest) -> Storage:
+    return request.getfixturevalue(request.param)
 
 
 # -- basic object operations -------------------------------------------------------------
@@ -196,16 +196,14 @@ def test_delete_many_over_one_batch(storage: Storage) -> None:
         assert batches == [1000, 206]
 
 
-def test_delete_many_reports_failures(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not isinstance(storage, S3Storage):
-        pytest.skip("S3 only: DeleteObjects can partially fail")
-
+def test_s3_delete_many_reports_failures(s3: S3Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DeleteObjects answers 200 with per-key Errors; those must not pass silently.
     def failing(**kwargs: Any) -> dict[str, Any]:
         return {"Errors": [{"Key": "tenant/x", "Code": "AccessDenied", "Message": "nope"}]}
 
-    monkeypatch.setattr(storage._client, "delete_objects", failing)
+    monkeypatch.setattr(s3._client, "delete_objects", failing)
     with pytest.raises(StorageError, match="AccessDenied"):
-        storage.delete_many(["x", "y"])
+        s3.delete_many(["x", "y"])
 
 
 @pytest.mark.parametrize(
@@ -245,7 +243,7 @@ def test_check(storage: Storage) -> None:
     storage.check()
 
 
-def test_check_fails_when_unreachable(request: pytest.FixtureRequest) -> None:
+def test_s3_check_fails_when_unreachable(request: pytest.FixtureRequest) -> None:
     endpoint: str = request.getfixturevalue("s3_server")
     dead = make_s3_storage(
         f"http://127.0.0.1:{free_port()}", "no-such", create=False, max_attempts=1

@@ -160,7 +160,7 @@ class CommonTrainingConfig(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _check_common(self) -> Self:
+    def check_common(self) -> Self:
         if self.lr_warmup_steps > self.max_train_steps:
             raise ValueError(
                 f"lr_warmup_steps ({self.lr_warmup_steps}) cannot exceed max_train_steps "

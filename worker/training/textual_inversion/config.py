@@ -43,13 +43,13 @@ class EmbeddingOptions(BaseModel):
 
     @field_validator("placeholder_token")
     @classmethod
-    def _no_whitespace(cls, value: str) -> str:
+    def no_whitespace(cls, value: str) -> str:
         if any(char.isspace() for char in value):
             raise ValueError("placeholder_token must be one word without spaces, e.g. '<my-cat>'")
         return value
 
     @model_validator(mode="after")
-    def _check_initialisation(self) -> Self:
+    def check_initialisation(self) -> Self:
         if self.initial_phrase is not None and self.initializer_token is not None:
             raise ValueError(
                 "give either initial_phrase or initializer_token, not both: both say how the "
@@ -92,7 +92,7 @@ class TextualInversionConfig(EmbeddingOptions, CommonTrainingConfig):
     )
 
     @model_validator(mode="after")
-    def _check_ti(self) -> Self:
+    def check_ti(self) -> Self:
         if self.cache_text_encoder_outputs:
             raise ValueError(
                 "cache_text_encoder_outputs cannot be used with textual inversion: the "
