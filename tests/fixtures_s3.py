@@ -50,6 +50,17 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0
     raise RuntimeError(f"moto server at {url} not ready after {timeout_s}s")
 
 
+# ``python -m moto.server`` that first asks Linux to SIGTERM it when pytest dies, so a killed
+# or timed-out test run does not leave orphan servers behind.
+_LAUNCH = """
+import ctypes, runpy, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+sys.argv[0] = "moto.server"
+runpy.run_module("moto.server", run_name="__main__", alter_sys=True)
+"""
+
+
 class _MotoServer:
     def __init__(self) -> None:
         port = free_port()
@@ -61,7 +72,7 @@ class _MotoServer:
             "AWS_DEFAULT_REGION": S3_REGION,
         }
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-c", _LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -15,6 +15,8 @@ _KEY = "after_commit"
 
 
 def defer(session: Session, fn: Callable[[], None]) -> None:
+    # Begin the transaction now, so a rollback before any query still discards the callback.
+    session.connection()
     session.info.setdefault(_KEY, []).append(fn)
 
 

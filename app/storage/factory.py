@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,7 +40,7 @@ def storage_from_settings(settings: Settings) -> Storage:
 
 
 @lru_cache(maxsize=1)
-def _cached_storage() -> Storage:
+def _cached_storage(pid: int) -> Storage:
     return storage_from_settings(get_settings())
 
 
@@ -47,7 +48,8 @@ def get_storage() -> Storage:
     """The process-wide storage (FastAPI dependency and worker helper). Tests override it with
     ``app.dependency_overrides[get_storage]`` or call ``reset_storage_cache`` after changing
     settings."""
-    return _cached_storage()
+    # Keyed by pid: a Celery prefork child must not reuse the parent's boto3 connection pool.
+    return _cached_storage(os.getpid())
 
 
 def reset_storage_cache() -> None:

@@ -121,6 +121,8 @@ class LocalStorage:
                     if attempt == 2:
                         raise
         except OSError as exc:
+            if not dest.is_file():  # e.g. key "a" while "a/..." exists: no orphan sidecar
+                meta.unlink(missing_ok=True)
             raise StorageError(f"local write of {key!r} failed: {exc}") from exc
 
     def _prune(self, directory: Path, stop: Path) -> None:

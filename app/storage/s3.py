@@ -28,7 +28,9 @@ from app.storage.base import (
 from app.storage.signing import content_disposition
 
 DELETE_BATCH = 1000  # S3's DeleteObjects limit
-_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+# HEAD answers carry no body, so a missing key there is just "404". A missing bucket
+# (NoSuchBucket) stays a StorageError: it is misconfiguration, not an absent object.
+_NOT_FOUND_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3Storage:
@@ -93,7 +95,7 @@ class S3Storage:
             code = str(err.get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             message = err.get("Message") or str(exc)
-            if key is not None and (code in _NOT_FOUND_CODES or status == 404):
+            if key is not None and code in _NOT_FOUND_CODES:
                 raise ObjectNotFound(f"{op} {where}: no such object") from exc
             raise StorageError(f"S3 {op} {where} failed: {code or status}: {message}") from exc
         except BotoCoreError as exc:

@@ -365,3 +365,23 @@ def test_local_check_fails_without_root(tmp_path: Path) -> None:
         d.rmdir()
     with pytest.raises(StorageError):
         local.check()
+
+
+def test_local_file_and_folder_key_clash_is_clean(local: LocalStorage) -> None:
+    # S3 allows both "a" and "a/b"; a directory cannot. The write fails loudly and leaves
+    # no sidecar or temp file behind.
+    local.put("clash/a/b.txt", b"b")
+    with pytest.raises(StorageError):
+        local.put("clash/a", b"a")
+    assert local.head("clash/a") is None
+    assert not (local.root / ".meta" / "clash" / "a.json").exists()
+    assert list((local.root / ".tmp").iterdir()) == []
+    assert [o.key for o in local.list("clash/")] == ["clash/a/b.txt"]
+
+
+def test_s3_missing_bucket_is_an_error_not_a_missing_object(request: pytest.FixtureRequest) -> None:
+    endpoint: str = request.getfixturevalue("s3_server")
+    storage = make_s3_storage(endpoint, unique_bucket_name(), create=False)
+    with pytest.raises(StorageError, match="NoSuchBucket") as excinfo:
+        storage.get("a.txt")
+    assert not isinstance(excinfo.value, ObjectNotFound)

@@ -1,0 +1,52 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+PYTEST_ARGS ?=
+# torch first and pinned: the CPU wheel here; anything else would pull gigabytes of CUDA.
+TORCH   ?= torch==2.13.0
+
+.PHONY: run test install install-dev system-deps services lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[worker]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.run-installed
+	$(BIN)/pip install -q -e '.[worker,dev]'
+	touch $@
+
+install: $(VENV)/.run-installed
+install-dev: $(VENV)/.dev-installed
+
+## make run: embedded all-in-one (SQLite, local storage, no servers) with a demo org.
+run: install
+	$(BIN)/atelier up --host $(HOST) --port $(PORT)
+
+## make test: installs what tests need, starts PostgreSQL and Redis, runs the suite.
+test: install-dev system-deps services
+	$(BIN)/ruff check app worker tests bench
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+system-deps:
+	bash scripts/install_system_deps.sh
+
+services:
+	bash scripts/ensure_services.sh
+
+lint: install-dev
+	$(BIN)/ruff check app worker tests bench
+
+bench: install-dev
+	$(BIN)/python bench/train_throughput.py --tiny
+	$(BIN)/python bench/dispatch.py
+
+clean:
+	rm -rf $(VENV) .atelier test-artifacts
