@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
+from app.core.settings import get_settings
 from worker.celery_app import celery_app
 
 
@@ -11,3 +13,27 @@ from worker.celery_app import celery_app
 def ping(token: str) -> dict[str, str]:
     """Round-trip check used by tests and operators."""
     return {"token": token, "worker": socket.gethostname()}
+
+
+@celery_app.task(name="atelier.train_job")
+def train_job(job_id: str) -> str:
+    from worker.runner.run_job import run_job
+
+    return run_job(job_id)
+
+
+@celery_app.task(name="atelier.reconcile")
+def reconcile() -> dict[str, int]:
+    from app.jobs.dispatch import reconcile_and_dispatch
+
+    return reconcile_and_dispatch()
+
+
+@celery_app.on_after_configure.connect
+def _schedule(sender: Any, **_: Any) -> None:
+    sender.add_periodic_task(get_settings().reconcile_interval_s, reconcile.s(),
+                             name="reconcile jobs")
+
+
+import worker.webhook_tasks  # noqa: E402, F401  (registers the webhook delivery tasks)
+import worker.cleanup_tasks  # noqa: E402, F401  (registers the storage cleanup tasks)

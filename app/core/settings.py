@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(False, description="Mark session cookies Secure.")
     session_max_age_s: int = Field(14 * 24 * 3600, description="Session lifetime.")
     scratch_dir: Path | None = Field(None, description="Worker scratch; default data_dir/scratch.")
+    dispatch_slots: int = Field(
+        1, ge=1, description="Jobs sent to the broker but not yet started (~ number of GPUs)."
+    )
+    redispatch_after_s: float = Field(
+        120, description="A dispatched job not started after this long is sent again."
+    )
+    heartbeat_timeout_s: float = Field(
+        120, description="A running job whose worker is silent this long is requeued."
+    )
+    reconcile_interval_s: float = Field(10, description="How often the reconciler runs.")
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

@@ -8,7 +8,6 @@ one bad file never sinks the others.
 from __future__ import annotations
 
 import logging
-import re
 from typing import BinaryIO
 
 from fastapi import UploadFile
@@ -19,6 +18,7 @@ from app.core.ids import new_id
 from app.datasets import limits, repository, service
 from app.datasets.captions import normalize_caption
 from app.datasets.images import Rejected, VerifiedImage, file_size, verify_image
+from app.datasets.names import clean_filename
 from app.identity.principal import Principal
 from app.models import Dataset, DatasetItem
 from app.storage.base import Storage, StorageError
@@ -26,20 +26,6 @@ from app.storage.base import Storage, StorageError
 log = logging.getLogger("atelier.datasets")
 
 ZIP_MAGIC = b"PK\x03\x04"
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def clean_filename(name: str, *, keep_dirs: bool = False) -> str:
-    """A display name safe to show and to use as an export path: forward slashes, no control
-    characters, no empty/``.``/``..`` segments, at most 255 characters (extension kept)."""
-    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".", "..")]
-    if not keep_dirs:
-        parts = parts[-1:]
-    cleaned = _UNSAFE_CHARS.sub("", "/".join(parts)).strip() or "unnamed"
-    if len(cleaned) > 255:
-        stem, dot, ext = cleaned.rpartition(".")
-        cleaned = (stem[: 254 - len(ext)] + dot + ext) if dot and len(ext) < 16 else cleaned[:255]
-    return cleaned
 
 
 class Ingest:
@@ -60,14 +46,15 @@ class Ingest:
 
     def add(
         self, filename: str, fp: BinaryIO, *, caption: str | None = None,
-        size: int | None = None, staged: tuple[str, str] | None = None,
+        size: int | None = None, staged: tuple[str, str] | None = None, label: str | None = None,
     ) -> DatasetItem | None:
         """``staged`` = (key, content type) of a presigned upload already in storage: copied
-        server-side instead of uploaded again when the verified bytes are unchanged."""
+        server-side instead of uploaded again when the verified bytes are unchanged. ``label``
+        names the file in ``rejected`` when that differs from the item's filename (zip entries)."""
         try:
             item = self._add(filename, fp, caption, size, staged)
         except Rejected as exc:
-            self.reject(filename, str(exc))
+            self.reject(label or filename, str(exc))
             return None
         self.created.append(item)
         return item

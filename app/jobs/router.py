@@ -1,5 +1,131 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+from app.core import audit
+from app.core.deps import get_db
+from app.core.pagination import Page, PageParams, paginate
+from app.core.tenancy import path_object, scoped
+from app.identity.principal import Principal, require
+from app.jobs import events, service
+from app.jobs.rendering import checkpoints_out, job_out
+from app.jobs.schemas import (
+    BaseModelOut,
+    CheckpointOut,
+    JobCreate,
+    JobOut,
+    JobStatus,
+    MetricsOut,
+    TemplateOut,
+)
+from app.models import JobLogLine, JobMetric, TrainingJob
+from app.storage.base import Storage
+from app.storage.factory import get_storage
+from worker.training.templates import TEMPLATES
+
+router = APIRouter(prefix="/v1", tags=["training"])
+_job = path_object(TrainingJob, "job_id", what="Job", scope="jobs:read")
+_job_w = path_object(TrainingJob, "job_id", what="Job", scope="jobs:write")
+
+
+@router.get("/base-models", response_model=list[BaseModelOut], operation_id="list_base_models")
+def list_base_models(db: Session = Depends(get_db),
+                     principal: Principal = Depends(require("jobs:read"))) -> list[BaseModelOut]:
+    return [BaseModelOut(key=b.key, name=b.name, architecture=b.architecture)  # type: ignore[arg-type]
+            for b in service.visible_base_models(db, principal)]
+
+
+@router.get("/training-templates", response_model=list[TemplateOut],
+            operation_id="list_training_templates")
+def list_templates(_: Principal = Depends(require("jobs:read"))) -> list[TemplateOut]:
+    return [TemplateOut(key=t.key, name=t.name, type=t.type, architecture=t.architecture,
+                        description=t.description, defaults=t.defaults) for t in TEMPLATES]
+
+
+@router.post("/jobs", response_model=JobOut, status_code=201, operation_id="create_job",
+             responses={422: {"description": "Invalid job"}, 409: {"description": "Conflict"}})
+def create_job(body: JobCreate, request: Request, db: Session = Depends(get_db),
+               principal: Principal = Depends(require("jobs:write"))) -> JobOut:
+    job = service.create_job(db, principal, body)
+    audit.record(db, principal, "job.create", request=request, target_type="job",
+                 target_id=job.id, details={"name": job.name, "type": job.type})
+    return job_out(job, service.queue_positions(db, [job]).get(job.id))
+
+
+@router.get("/jobs", response_model=Page[JobOut], operation_id="list_jobs")
+def list_jobs(status: JobStatus | None = Query(None), page: PageParams = Depends(),
+              db: Session = Depends(get_db),
+              principal: Principal = Depends(require("jobs:read"))) -> dict:
+    stmt = scoped(TrainingJob, principal)
+    if status:
+        stmt = stmt.where(TrainingJob.status == status)
+    result = paginate(db, stmt, TrainingJob.id, page, lambda j: j)
+    positions = service.queue_positions(db, result["items"])
+    result["items"] = [job_out(j, positions.get(j.id)) for j in result["items"]]
+    return result
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, operation_id="get_job")
+def get_job(job_id: str, db: Session = Depends(get_db),
+            job: TrainingJob = Depends(_job)) -> JobOut:
+    return job_out(job, service.queue_positions(db, [job]).get(job.id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, operation_id="cancel_job",
+             responses={409: {"description": "Job already ended"}})
+def cancel_job(job_id: str, request: Request, db: Session = Depends(get_db),
+               principal: Principal = Depends(require("jobs:write")),
+               job: TrainingJob = Depends(_job_w)) -> JobOut:
+    service.cancel_job(db, job)
+    audit.record(db, principal, "job.cancel", request=request, target_type="job",
+                 target_id=job.id)
+    db.refresh(job)
+    return job_out(job)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, status_code=201,
+             operation_id="retry_job", responses={409: {"description": "Job not retryable"}})
+def retry_job(job_id: str, request: Request, db: Session = Depends(get_db),
+              principal: Principal = Depends(require("jobs:write")),
+              job: TrainingJob = Depends(_job_w)) -> JobOut:
+    new = service.retry_job(db, principal, job)
+    audit.record(db, principal, "job.retry", request=request, target_type="job",
+                 target_id=new.id, details={"retry_of": job.id})
+    return job_out(new, service.queue_positions(db, [new]).get(new.id))
+
+
+@router.get("/jobs/{job_id}/checkpoints", response_model=list[CheckpointOut],
+            operation_id="list_checkpoints")
+def list_checkpoints(job_id: str, db: Session = Depends(get_db),
+                     storage: Storage = Depends(get_storage),
+                     job: TrainingJob = Depends(_job)) -> list[CheckpointOut]:
+    return checkpoints_out(db, storage, job)
+
+
+@router.get("/jobs/{job_id}/metrics", response_model=MetricsOut, operation_id="get_job_metrics")
+def get_metrics(job_id: str, db: Session = Depends(get_db),
+                job: TrainingJob = Depends(_job)) -> MetricsOut:
+    rows = db.scalars(select(JobMetric).where(JobMetric.job_id == job.id)
+                      .order_by(JobMetric.step)).all()
+    return MetricsOut(steps=[r.step for r in rows], loss=[r.loss for r in rows],
+                      lr=[r.lr for r in rows])
+
+
+@router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse, operation_id="get_job_logs",
+            responses={200: {"content": {"text/plain": {}}}})
+def get_logs(job_id: str, db: Session = Depends(get_db),
+             job: TrainingJob = Depends(_job)) -> str:
+    lines = db.scalars(select(JobLogLine).where(JobLogLine.job_id == job.id)
+                       .order_by(JobLogLine.id)).all()
+    return "".join(f"{line.created_at:%Y-%m-%d %H:%M:%S} {line.message}\n" for line in lines)
+
+
+@router.get("/jobs/{job_id}/events", operation_id="stream_job_events",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+def stream_events(job_id: str, job: TrainingJob = Depends(_job)) -> StreamingResponse:
+    return StreamingResponse(events.stream(job.id), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

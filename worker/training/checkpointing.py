@@ -67,8 +67,10 @@ def save_training_state(
     output_dir.mkdir(parents=True, exist_ok=True)
     temp = output_dir / f".state-tmp-{uuid.uuid4().hex}"
     temp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()},
-              str(temp / "trainable.safetensors"))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in trainable.items()},
+        str(temp / "trainable.safetensors"),
+    )
     torch.save(optimizer.state_dict(), temp / "optimizer.pt")
     torch.save(scheduler.state_dict(), temp / "scheduler.pt")
     if grad_scaler is not None:

@@ -85,7 +85,8 @@ class NewToken:
             )
 
     def _wrap(self, tokenizer: CLIPTokenizer, encoder: torch.nn.Module) -> TrainedTokenEmbedding:
-        embeddings = encoder.text_model.embeddings
+        # transformers 5 flattened CLIPTextModel (no `.text_model`); support both layouts.
+        embeddings = getattr(encoder, "text_model", encoder).embeddings
         base: torch.nn.Embedding = embeddings.token_embedding
         table = base.weight.detach().float()
         vectors = _initial_vectors(self.options, tokenizer, table)

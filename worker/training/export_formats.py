@@ -33,6 +33,10 @@ def kohya_prefixes(architecture: Architecture) -> list[tuple[str, str]]:
 
 
 def kohya_name(prefix: str, module_path: str) -> str:
+    """`lora_unet_down_blocks_0_..._to_q` / `lora_te_text_model_encoder_layers_0_..._q_proj`."""
+    if prefix != "lora_unet" and not module_path.startswith("text_model."):
+        # transformers 5 dropped the `text_model.` level; the file format keeps it.
+        module_path = f"text_model.{module_path}"
     return f"{prefix}_{module_path.replace('.', '_')}"
 
 
@@ -110,7 +114,10 @@ def save_embedding_file(
     names = ["clip_l", "clip_g"] if architecture == "sdxl" else ["emb_params"]
     if len(names) != len(vectors):
         raise ValueError(f"{architecture} needs {len(names)} embedding tensors, got {len(vectors)}")
-    tensors = {n: v.detach().to("cpu", torch.float32).contiguous() for n, v in zip(names, vectors)}
+    tensors = {
+        name: vector.detach().to("cpu", torch.float32).contiguous()
+        for name, vector in zip(names, vectors, strict=True)
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=metadata or {})
     return path

@@ -41,9 +41,7 @@ def add_adapters(
     inject_adapter_in_model(peft_config, module, adapter_name=ADAPTER)
     params = [p for name, p in module.named_parameters() if "lora_" in name]
     if not params:
-        raise ValueError(
-            f"no module matches the target modules {target_modules}; check the names"
-        )
+        raise ValueError(f"no module matches the target modules {target_modules}; check the names")
     for param in params:
         # Trained weights stay in fp32 even when the frozen base runs in half precision.
         param.data = param.data.float()

@@ -43,5 +43,6 @@ class TrainingMethod(ABC):
         """Whether text-encoder outputs at `step` equal those of any later step (cacheable)."""
         return not self.config.text_encoder_trained()
 
-    def prepare_step(self, step: int) -> None:
+    def prepare_step(self, step: int) -> None:  # noqa: B027 - optional hook
         """Hook before each step (pivotal freezes its embedding after its phase)."""
+        return None

@@ -17,32 +17,36 @@ class _Pending:
     loss: torch.Tensor
     lr: float
     epoch: int
+    seconds: float
 
 
 class ProgressReporter:
     """Buffers the newest step's loss tensor and reports the previous one.
 
     By the time step N+1 is queued, step N's loss is (nearly) computed, so `.item()` costs
-    almost nothing; images/s is measured between these sync points.
+    almost nothing. images/s is measured between pushes, which the one-step-late sync keeps
+    in step with the device.
     """
 
     def __init__(
-        self, callbacks: TrainingCallbacks, total_steps: int, images_per_step: int, start_step: int
+        self, callbacks: TrainingCallbacks, total_steps: int, images_per_step: int
     ) -> None:
         self._callbacks = callbacks
         self._total = total_steps
         self._images_per_step = images_per_step
         self._pending: _Pending | None = None
-        self._last_time = time.perf_counter()
-        self._last_step = start_step
+        self._last_push = time.perf_counter()
         self.last_loss: float | None = None
 
     def restart_clock(self) -> None:
         """Exclude pauses (checkpoints, validation) from the throughput figure."""
-        self._last_time = time.perf_counter()
+        self._last_push = time.perf_counter()
 
     def push(self, step: int, loss: torch.Tensor, lr: float, epoch: int) -> None:
-        previous, self._pending = self._pending, _Pending(step, loss.detach(), lr, epoch)
+        now = time.perf_counter()
+        seconds, self._last_push = now - self._last_push, now
+        previous = self._pending
+        self._pending = _Pending(step, loss.detach(), lr, epoch, seconds)
         if previous is not None:
             self._emit(previous)
 
@@ -53,10 +57,6 @@ class ProgressReporter:
 
     def _emit(self, pending: _Pending) -> None:
         loss = float(pending.loss.item())
-        now = time.perf_counter()
-        steps = max(pending.step - self._last_step, 1)
-        elapsed = max(now - self._last_time, 1e-9)
-        self._last_time, self._last_step = now, pending.step
         self.last_loss = loss
         self._callbacks.on_progress(
             Progress(
@@ -64,7 +64,7 @@ class ProgressReporter:
                 total_steps=self._total,
                 loss=loss,
                 lr=pending.lr,
-                images_per_second=steps * self._images_per_step / elapsed,
+                images_per_second=self._images_per_step / max(pending.seconds, 1e-9),
                 epoch=pending.epoch,
             )
         )

@@ -1,0 +1,152 @@
+"""Fixed-window rate limits per API key (or signed-in user) and per organization.
+
+Redis (INCR + EXPIRE on a key per window) when ``redis_url`` is set, so every API replica shares
+one count; otherwise an in-process counter, which is exact for the embedded single process.
+Limits are written ``N/second|minute|hour`` (``ATELIER_RATE_LIMIT_PER_KEY``, ``..._PER_ORG``);
+``off`` disables one. The check runs as an app-wide dependency, after authentication, so only
+callers with valid credentials are counted: a stranger cannot exhaust an org's budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy.orm import Session
+
+from app.core.deps import get_db
+from app.core.errors import AppError, TooManyRequests
+from app.core.settings import get_settings
+from app.identity.principal import SESSION_COOKIE, get_principal
+from app.integrations.config import value
+
+log = logging.getLogger("atelier.ratelimit")
+EXEMPT_PREFIXES = ("/healthz", "/readyz", "/metrics", "/storage/")
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
+          "h": 3600, "hour": 3600}
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    window_s: int
+
+
+@lru_cache(maxsize=32)
+def parse_limit(text: str) -> Limit | None:
+    """``"600/minute"`` -> Limit(600, 60); ``"off"``, ``""`` or ``"0"`` -> None (no limit)."""
+    text = text.strip().lower()
+    if text in ("", "off", "none", "0"):
+        return None
+    count, _, unit = text.partition("/")
+    seconds = _UNITS.get(unit.strip() or "minute")
+    if seconds is None or not count.strip().isdigit():
+        raise ValueError(f"bad rate limit {text!r}; write e.g. 600/minute")
+    return Limit(int(count), seconds)
+
+
+class MemoryCounter:
+    """Per-process fixed windows; stale windows are pruned as new ones open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, int], int] = {}
+
+    def hit(self, key: str, window_s: int, window_start: int) -> int:
+        with self._lock:
+            if len(self._counts) > 10_000:
+                now = int(time.time())
+                self._counts = {k: v for k, v in self._counts.items() if k[1] + 3600 > now}
+            n = self._counts.get((key, window_start), 0) + 1
+            self._counts[(key, window_start)] = n
+            return n
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+memory = MemoryCounter()
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis.Redis:
+    # Short timeouts: a slow Redis must not slow every request down.
+    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+
+def _redis_hit(url: str, key: str, window_s: int, window_start: int) -> int:
+    name = f"atelier:rl:{key}:{window_start}"
+    pipe = _redis(url).pipeline()
+    pipe.incr(name)
+    pipe.expire(name, window_s + 1)  # the name carries the window, so re-arming is harmless
+    n, _ = pipe.execute()
+    return int(n)
+
+
+def backend() -> str:
+    chosen = value("rate_limit_backend").strip().lower()
+    if chosen == "auto":
+        return "redis" if get_settings().redis_url else "memory"
+    return chosen
+
+
+def hit(key: str, limit: Limit) -> tuple[bool, int]:
+    """Count one request; (allowed, seconds until the window resets)."""
+    now = time.time()
+    window_start = int(now // limit.window_s * limit.window_s)
+    retry_after = max(1, math.ceil(window_start + limit.window_s - now))
+    if backend() == "redis":
+        try:
+            n = _redis_hit(get_settings().redis_url, key, limit.window_s, window_start)
+        except redis.RedisError:
+            # Fail open: an outage of the limiter's store must not take the whole API down.
+            log.warning("rate limiter: Redis unavailable, request not counted", exc_info=True)
+            return True, retry_after
+    else:
+        n = memory.hit(key, limit.window_s, window_start)
+    return n <= limit.count, retry_after
+
+
+def _exceeded(what: str, limit: Limit, retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        f"Rate limit exceeded: {limit.count} requests per {limit.window_s} s per {what}. "
+        f"Retry in {retry_after} s.",
+        headers={"Retry-After": str(retry_after), "RateLimit-Limit": str(limit.count)},
+        extra={"limit": f"per_{what}", "limit_value": limit.count, "window_s": limit.window_s,
+               "retry_after": retry_after},
+    )
+
+
+def rate_limit(request: Request, db: Session = Depends(get_db)) -> None:
+    """App-wide dependency: counts the request against its key (or user) and its org."""
+    if request.url.path.startswith(EXEMPT_PREFIXES):
+        return
+    if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
+        return
+    try:
+        principal = get_principal(request, db)  # cached on request.state for the route
+    except AppError:
+        return  # bad credentials: the route itself answers 401/403
+    who = "key" if principal.api_key is not None else "user"
+    for what, key, text in ((who, f"{who}:{principal.actor_id}", value("rate_limit_per_key")),
+                            ("org", f"org:{principal.org_id}", value("rate_limit_per_org"))):
+        limit = parse_limit(text)
+        if limit is None:
+            continue
+        allowed, retry_after = hit(key, limit)
+        if not allowed:
+            raise _exceeded(what, limit, retry_after)
+
+
+def install_rate_limits(app: FastAPI) -> None:
+    """Add the limiter to every route included *after* this call (call it before routers)."""
+    if any(getattr(r, "path", "").startswith("/v1") for r in app.routes):
+        raise RuntimeError("install_rate_limits() must run before the routers are included")
+    app.router.dependencies.append(Depends(rate_limit))

@@ -1,0 +1,24 @@
+"""What happens when a job changes state: webhooks (job.started, job.succeeded, ...)."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.models import TrainingJob
+
+EVENTS = {"running": "job.started", "succeeded": "job.succeeded", "failed": "job.failed",
+          "cancelled": "job.cancelled", "finalized": "job.finalized"}
+
+
+def job_status_changed(db: Session, job: TrainingJob, status: str) -> None:
+    event = EVENTS.get(status)
+    if event is None:
+        return
+    try:
+        from app.integrations.webhooks import emit_event
+    except ImportError:  # integrations not installed in this build
+        return
+    emit_event(db, job.org_id, event, {
+        "job_id": job.id, "name": job.name, "type": job.type, "status": status,
+        "error": job.error, "step": job.progress_step, "total_steps": job.total_steps,
+    })

@@ -1,0 +1,65 @@
+"""ORM rows -> API shapes for jobs and their checkpoints."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.jobs.schemas import (
+    CheckpointOut,
+    FileOut,
+    JobOut,
+    Progress,
+    ValidationImageOut,
+)
+from app.models import Checkpoint, TrainingJob, ValidationImage
+from app.storage.base import Storage
+
+URL_TTL_S = 3600
+
+
+def eta_seconds(job: TrainingJob) -> float | None:
+    if job.status != "running" or not job.images_per_second:
+        return None
+    per_step = (int(job.config.get("train_batch_size", 1))
+                * int(job.config.get("gradient_accumulation_steps", 1))) / job.images_per_second
+    return round(max(job.total_steps - job.progress_step, 0) * per_step, 1)
+
+
+def job_out(job: TrainingJob, queue_position: int | None = None) -> JobOut:
+    total = job.total_steps or 1
+    return JobOut(
+        id=job.id, name=job.name, type=job.type, status=job.status,  # type: ignore[arg-type]
+        base_model=job.base_model, architecture=job.architecture, template=job.template,
+        dataset_id=job.dataset_id, config=job.config,
+        progress=Progress(step=job.progress_step, total_steps=job.total_steps, loss=job.loss,
+                          eta_seconds=eta_seconds(job), images_per_second=job.images_per_second,
+                          percent=round(100.0 * job.progress_step / total, 1)),
+        queue_position=queue_position if job.status == "queued" else None,
+        error=job.error, attempts=job.attempts, gpu_seconds=round(job.gpu_seconds, 2),
+        retry_of=job.retry_of_id, item_count=len(job.dataset_snapshot),
+        created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
+    )
+
+
+def checkpoints_out(db: Session, storage: Storage, job: TrainingJob) -> list[CheckpointOut]:
+    checkpoints = {c.step: c for c in db.scalars(
+        select(Checkpoint).where(Checkpoint.job_id == job.id))}
+    images: dict[int, list[ValidationImage]] = {}
+    for img in db.scalars(select(ValidationImage).where(ValidationImage.job_id == job.id)
+                          .order_by(ValidationImage.prompt_index, ValidationImage.image_index)):
+        images.setdefault(img.step, []).append(img)
+    rows = []
+    for step in sorted(set(checkpoints) | set(images)):
+        ckpt = checkpoints.get(step)
+        rows.append(CheckpointOut(
+            step=step,
+            bytes=ckpt.bytes if ckpt else 0,
+            files=[FileOut(name=f["name"], bytes=f["bytes"],
+                           url=storage.presign_get(f["key"], URL_TTL_S, filename=f["name"]))
+                   for f in (ckpt.files if ckpt else [])],
+            validation_images=[ValidationImageOut(
+                prompt=i.prompt, prompt_index=i.prompt_index, index=i.image_index, seed=i.seed,
+                url=storage.presign_get(i.storage_key, URL_TTL_S)) for i in images.get(step, [])],
+        ))
+    return rows

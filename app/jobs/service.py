@@ -1,0 +1,121 @@
+"""Creating, cancelling and retrying jobs; reading what they produced."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.core.after_commit import defer
+from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.tenancy import get_scoped
+from app.identity.principal import Principal
+from app.jobs import dispatch
+from app.jobs.config_resolution import resolve_config
+from app.jobs.schemas import JobCreate
+from app.jobs.state import ACTIVE, now, transition
+from app.models import BaseModel, Dataset, DatasetItem, TrainingJob
+
+CONCEPT_TYPES = ("lora", "dora", "pivotal")
+
+
+def visible_base_models(db: Session, principal: Principal) -> list[BaseModel]:
+    stmt = select(BaseModel).where(
+        (BaseModel.org_id.is_(None)) | (BaseModel.org_id == principal.org_id)
+    ).order_by(BaseModel.key)
+    return list(db.scalars(stmt))
+
+
+def _base_model(db: Session, principal: Principal, key: str) -> BaseModel:
+    for row in visible_base_models(db, principal):
+        if row.key == key:
+            return row
+    raise Unprocessable(f"Base model '{key}' does not exist; see GET /v1/base-models.",
+                        errors=[{"loc": ["body", "base_model"], "msg": "unknown base model"}])
+
+
+def _snapshot(db: Session, principal: Principal, body: JobCreate) -> list[dict[str, Any]]:
+    try:
+        get_scoped(db, Dataset, body.dataset_id, principal, what="Dataset")
+    except NotFound:
+        raise Unprocessable(f"Dataset '{body.dataset_id}' does not exist.",
+                            errors=[{"loc": ["body", "dataset_id"], "msg": "unknown dataset"}]
+                            ) from None
+    items = list(db.scalars(
+        select(DatasetItem).where(DatasetItem.dataset_id == body.dataset_id,
+                                  DatasetItem.org_id == principal.org_id)
+        .order_by(DatasetItem.id)))
+    if not items:
+        raise Unprocessable("The dataset has no images yet; upload some first.",
+                            errors=[{"loc": ["body", "dataset_id"], "msg": "empty dataset"}])
+    if body.type in CONCEPT_TYPES and not body.caption_prefix:
+        missing = [i.filename for i in items if not (i.caption or "").strip()]
+        if missing:
+            raise Unprocessable(
+                f"{len(missing)} of {len(items)} images have no caption "
+                f"(e.g. {', '.join(missing[:3])}). Caption every image or set a caption_prefix "
+                "(trigger word).",
+                errors=[{"loc": ["body", "caption_prefix"], "msg": "captions missing"}])
+    return [{"id": i.id, "filename": i.filename, "storage_key": i.storage_key,
+             "sha256": i.sha256, "caption": i.caption, "content_type": i.content_type}
+            for i in items]
+
+
+def create_job(db: Session, principal: Principal, body: JobCreate) -> TrainingJob:
+    base = _base_model(db, principal, body.base_model)
+    snapshot = _snapshot(db, principal, body)
+    config = resolve_config(body, base.architecture)
+    job = TrainingJob(
+        org_id=principal.org_id, dataset_id=body.dataset_id, created_by=principal.label,
+        name=body.name, type=body.type, architecture=base.architecture, base_model=base.key,
+        template=body.template, config=config, dataset_snapshot=snapshot, status="queued",
+        total_steps=config["max_train_steps"],
+    )
+    db.add(job)
+    db.flush()
+    defer(db, dispatch.dispatch_soon)
+    return job
+
+
+def cancel_job(db: Session, job: TrainingJob) -> None:
+    if transition(db, job.id, ["queued"], "cancelled", finished_at=now()):
+        return
+    if transition(db, job.id, ["running"], "cancelling"):
+        return  # the worker sees it within a step and ends the run
+    db.refresh(job)
+    if job.status not in ("cancelling", "cancelled"):
+        raise Conflict(f"Job is {job.status}; only queued or running jobs can be cancelled.")
+
+
+def retry_job(db: Session, principal: Principal, job: TrainingJob) -> TrainingJob:
+    if job.status not in ("failed", "cancelled"):
+        raise Conflict(f"Job is {job.status}; only failed or cancelled jobs can be retried.")
+    new = TrainingJob(
+        org_id=job.org_id, dataset_id=job.dataset_id, created_by=principal.label,
+        name=job.name, type=job.type, architecture=job.architecture, base_model=job.base_model,
+        template=job.template, config=job.config, dataset_snapshot=job.dataset_snapshot,
+        status="queued", total_steps=job.total_steps, retry_of_id=job.id,
+        max_attempts=job.max_attempts,
+    )
+    db.add(new)
+    db.flush()
+    defer(db, dispatch.dispatch_soon)
+    return new
+
+
+def queue_positions(db: Session, jobs: list[TrainingJob]) -> dict[str, int]:
+    """Position in the global queue (1 = next), counting queued jobs created earlier."""
+    positions: dict[str, int] = {}
+    for job in jobs:
+        if job.status == "queued":
+            ahead = db.scalar(select(func.count()).select_from(TrainingJob).where(
+                TrainingJob.status == "queued", TrainingJob.id < job.id))
+            positions[job.id] = int(ahead or 0) + 1
+    return positions
+
+
+def active_job_uses(db: Session, org_id: str, dataset_id: str) -> bool:
+    return db.scalar(select(func.count()).select_from(TrainingJob).where(
+        TrainingJob.org_id == org_id, TrainingJob.dataset_id == dataset_id,
+        TrainingJob.status.in_(ACTIVE))) > 0  # type: ignore[operator]

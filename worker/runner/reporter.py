@@ -1,0 +1,160 @@
+"""Training callbacks that report to the service: database rows, storage objects, heartbeats.
+
+Writes are throttled (progress at most every ``flush_s``), and every update is conditional on
+this worker still owning the job, so a worker that was presumed dead cannot overwrite the job
+after another worker took it over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from app.core.db import session_scope
+from app.core.keys import checkpoint_prefix, validation_key
+from app.jobs.state import now
+from app.models import Checkpoint, JobLogLine, JobMetric, TrainingJob, ValidationImage
+from app.storage.base import Storage
+from worker.runner.state_sync import upload_state
+from worker.training.callbacks import TrainingCallbacks
+from worker.training.types import Progress
+from worker.training.types import ValidationImage as ValidationImageFile
+
+log = logging.getLogger("atelier.runner")
+OWNED = ("running", "cancelling")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class JobReporter(TrainingCallbacks):
+    def __init__(self, job_id: str, org_id: str, worker_id: str, storage: Storage,
+                 *, flush_s: float = 1.0, heartbeat_s: float = 5.0) -> None:
+        self.job_id, self.org_id, self.worker_id = job_id, org_id, worker_id
+        self.storage = storage
+        self.flush_s = flush_s
+        self._metrics: list[dict[str, Any]] = []
+        self._last: Progress | None = None
+        self._last_flush = 0.0
+        self._stop = False
+        self.lost = False  # another worker owns the job now
+        self._heartbeat_s = heartbeat_s
+        self._halt = threading.Event()
+        self._beater = threading.Thread(target=self._heartbeat_loop, daemon=True)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._beater.start()
+
+    def close(self) -> None:
+        self._halt.set()
+        self._beater.join(timeout=10)
+        self.flush()
+
+    def _heartbeat_loop(self) -> None:
+        # Beats even while a long validation or upload blocks the training loop.
+        while not self._halt.wait(self._heartbeat_s):
+            try:
+                self._update({"heartbeat_at": now()})
+            except Exception:
+                log.exception("heartbeat failed for job %s", self.job_id)
+
+    def _owned(self) -> Any:
+        return (TrainingJob.id == self.job_id) & TrainingJob.status.in_(OWNED) & (
+            TrainingJob.worker_id == self.worker_id)
+
+    def _update(self, values: dict[str, Any]) -> None:
+        with session_scope() as db:
+            moved = db.execute(update(TrainingJob).where(self._owned()).values(**values)
+                               .execution_options(synchronize_session=False)).rowcount
+            status = db.scalar(select(TrainingJob.status).where(TrainingJob.id == self.job_id))
+        if not moved:  # cancelled for good, or requeued and taken over by another worker
+            self.lost = True
+            self._stop = True
+        elif status == "cancelling":
+            self._stop = True
+
+    # --- callbacks ---------------------------------------------------------------------------
+    def on_progress(self, progress: Progress) -> None:
+        self._last = progress
+        self._metrics.append({"job_id": self.job_id, "step": progress.step,
+                              "loss": float(progress.loss), "lr": float(progress.lr)})
+        if (time.monotonic() - self._last_flush >= self.flush_s
+                or progress.step >= progress.total_steps):
+            self.flush()
+
+    def flush(self) -> None:
+        p, rows = self._last, self._metrics
+        self._metrics = []
+        self._last_flush = time.monotonic()
+        if rows:
+            with session_scope() as db:
+                # A resumed run repeats steps after its saved state: the latest value wins.
+                db.execute(delete(JobMetric).where(JobMetric.job_id == self.job_id,
+                                                   JobMetric.step >= rows[0]["step"]))
+                db.execute(JobMetric.__table__.insert(), rows)
+        values: dict[str, Any] = {"heartbeat_at": now()}
+        if p is not None:
+            values.update(progress_step=p.step, loss=float(p.loss),
+                          images_per_second=float(p.images_per_second))
+        self._update(values)
+
+    def should_stop(self) -> bool:
+        if not self._stop and time.monotonic() - self._last_flush >= self.flush_s:
+            self.flush()
+        return self._stop
+
+    def on_log(self, message: str) -> None:
+        with session_scope() as db:
+            db.add(JobLogLine(job_id=self.job_id, created_at=now(), message=message[:4000]))
+
+    def on_checkpoint(self, step: int, files: list[Path]) -> None:
+        prefix = checkpoint_prefix(self.org_id, self.job_id, step)
+        records = []
+        for path in files:
+            with path.open("rb") as f:
+                self.storage.put(prefix + path.name, f, "application/octet-stream")
+            records.append({"name": path.name, "key": prefix + path.name,
+                            "bytes": path.stat().st_size, "sha256": _sha256(path)})
+        total = sum(r["bytes"] for r in records)
+        with session_scope() as db:
+            row = db.scalar(select(Checkpoint).where(Checkpoint.job_id == self.job_id,
+                                                     Checkpoint.step == step))
+            if row is None:  # a resumed run re-saving a step replaces, never duplicates
+                db.add(Checkpoint(org_id=self.org_id, job_id=self.job_id, step=step,
+                                  files=records, bytes=total))
+            else:
+                row.files, row.bytes = records, total
+        self.on_log(f"checkpoint saved at step {step} ({total / 1e6:.2f} MB)")
+
+    def on_validation(self, step: int, images: list[ValidationImageFile]) -> None:
+        rows = []
+        for img in images:
+            key = validation_key(self.org_id, self.job_id, step, img.prompt_index, img.index)
+            with img.path.open("rb") as f:
+                self.storage.put(key, f, "image/webp")
+            rows.append(ValidationImage(
+                org_id=self.org_id, job_id=self.job_id, step=step, prompt_index=img.prompt_index,
+                image_index=img.index, prompt=img.prompt, seed=img.seed, storage_key=key,
+                bytes=img.path.stat().st_size))
+        with session_scope() as db:
+            db.execute(delete(ValidationImage).where(ValidationImage.job_id == self.job_id,
+                                                     ValidationImage.step == step))
+            db.add_all(rows)
+
+    def on_training_state(self, step: int, path: Path) -> None:
+        upload_state(self.storage, self.org_id, self.job_id, step, path)
+        with session_scope() as db:
+            db.execute(update(TrainingJob).where(self._owned()).values(resume_step=step)
+                       .execution_options(synchronize_session=False))
