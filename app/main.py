@@ -11,6 +11,7 @@ from app.datasets.router import router as datasets_router
 from app.health.metrics import install_metrics
 from app.health.router import router as health_router
 from app.identity.router import router as identity_router
+from app.integrations.ratelimit import install_rate_limits
 from app.integrations.router import router as integrations_router
 from app.jobs.router import router as jobs_router
 from app.library.router import router as library_router
@@ -26,6 +27,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     install_metrics(app)
+    install_rate_limits(app)
     for router in (health_router, identity_router, datasets_router, jobs_router, library_router,
                    integrations_router, storage_router):
         app.include_router(router)

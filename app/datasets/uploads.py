@@ -31,6 +31,7 @@ from app.models import Dataset, PendingUpload
 from app.storage.base import Storage, StorageError
 
 log = logging.getLogger("atelier.datasets")
+_UNAVAILABLE = "storage unavailable while {} the file; please upload it again"
 
 
 def _aware(dt: datetime) -> datetime:
@@ -43,7 +44,11 @@ def _sweep_expired(db: Session, storage: Storage, dataset: Dataset) -> None:
     rows = db.scalars(select(PendingUpload).where(PendingUpload.dataset_id == dataset.id))
     stale = [row for row in rows if _aware(row.expires_at) <= now]
     if stale:
-        storage.delete_many([row.storage_key for row in stale])
+        try:
+            storage.delete_many([row.storage_key for row in stale])
+        except StorageError:
+            log.exception("could not delete %d expired staged uploads", len(stale))
+            return  # keep the rows so a later sweep (or the dataset's deletion) retries
         for row in stale:
             db.delete(row)
 
@@ -92,7 +97,10 @@ def create(
 def _complete_one(ing: Ingest, storage: Storage, row: PendingUpload, scratch: Path) -> None:
     if _aware(row.expires_at) <= datetime.now(UTC):
         raise Rejected("the upload URL expired before the upload was completed")
-    info = storage.head(row.storage_key)
+    try:
+        info = storage.head(row.storage_key)
+    except StorageError as exc:
+        raise Rejected(_UNAVAILABLE.format("checking")) from exc
     if info is None:
         raise Rejected("nothing was uploaded for this file")
     if info.size != row.declared_bytes:
@@ -102,7 +110,7 @@ def _complete_one(ing: Ingest, storage: Storage, row: PendingUpload, scratch: Pa
     try:
         storage.download_to(row.storage_key, str(path))
     except StorageError as exc:
-        raise Rejected("could not read the uploaded file back; please retry") from exc
+        raise Rejected(_UNAVAILABLE.format("reading")) from exc
     try:
         with path.open("rb") as fp:
             ing.add(row.filename, fp, size=info.size, staged=(row.storage_key, row.content_type))

@@ -18,6 +18,7 @@ from functools import lru_cache
 
 import redis
 from fastapi import Depends, FastAPI, Request
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from app.core.deps import get_db
@@ -147,6 +148,7 @@ def rate_limit(request: Request, db: Session = Depends(get_db)) -> None:
 
 def install_rate_limits(app: FastAPI) -> None:
     """Add the limiter to every route included *after* this call (call it before routers)."""
-    if any(getattr(r, "path", "").startswith("/v1") for r in app.routes):
+    # Routers copy the app's dependencies when included, so later additions would not apply.
+    if any(isinstance(r, APIRoute) or type(r).__name__ == "_IncludedRouter" for r in app.routes):
         raise RuntimeError("install_rate_limits() must run before the routers are included")
     app.router.dependencies.append(Depends(rate_limit))

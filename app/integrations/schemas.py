@@ -42,7 +42,7 @@ class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(max_length=2048, description="Where events are POSTed (http or https).")
     events: list[WebhookEventName] = Field(
-        default_factory=lambda: list(EVENTS), min_length=1,
+        default_factory=lambda: sorted(EVENTS), min_length=1,
         description="Events to receive; every event by default.",
     )
     description: str = Field("", max_length=500)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core import audit
 from app.core.deps import get_db
+from app.core.errors import Conflict
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import get_scoped, path_object, scoped
 from app.identity.principal import Principal, require
@@ -28,6 +29,7 @@ _webhook = path_object(WebhookEndpoint, "webhook_id", what="Webhook", scope="adm
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"}, 403: {"description": "Missing the admin scope"},
     404: {"description": "No such webhook in this organization"},
+    409: {"description": "The webhook is disabled (redeliver)"},
     422: {"description": "Invalid request"}, 429: {"description": "Rate limited"},
 }
 
@@ -114,6 +116,8 @@ def redeliver(webhook_id: str, delivery_id: str, request: Request,
               row: WebhookEndpoint = Depends(_webhook)) -> WebhookDelivery:
     original = get_scoped(db, WebhookDelivery, delivery_id, principal, what="Delivery",
                           endpoint_id=row.id)
+    if not row.active:
+        raise Conflict("This webhook is disabled; enable it (PATCH active=true) first.")
     delivery = webhooks.redeliver(db, original)
     audit.record(db, principal, "webhook.redeliver", request=request,
                  target_type="webhook_delivery", target_id=delivery.id,

@@ -36,20 +36,36 @@ def pick_jobs(db: Session, free_slots: int) -> list[TrainingJob]:
     active = {org: int(n) for org, n in active_rows}
     limits = dict(db.execute(select(Organization.id, Organization.max_concurrent_jobs).where(
         Organization.id.in_({j.org_id for j in waiting}))).all())
+    last_served = _last_served(db, set(limits))
     by_org: dict[str, list[TrainingJob]] = {}
     for job in waiting:
         by_org.setdefault(job.org_id, []).append(job)
     chosen: list[TrainingJob] = []
+    turn = 0
     while len(chosen) < free_slots:
         eligible = [org for org, jobs in by_org.items()
                     if jobs and active.get(org, 0) < limits.get(org, 1)]
         if not eligible:
             break
-        # Fewest active jobs first; ties go to the org whose oldest waiting job is oldest.
-        org = min(eligible, key=lambda o: (active.get(o, 0), by_org[o][0].id))
+        # Fewest active jobs first, then the org served least recently, then the oldest job.
+        org = min(eligible, key=lambda o: (active.get(o, 0), last_served.get(o, ""),
+                                           by_org[o][0].id))
         chosen.append(by_org[org].pop(0))
         active[org] = active.get(org, 0) + 1
+        turn += 1
+        last_served[org] = f"~{turn:06d}"  # sorts after every real timestamp: served just now
     return chosen
+
+
+def _last_served(db: Session, org_ids: set[str]) -> dict[str, str]:
+    """When each org last had a job dispatched or started (ISO text, comparable)."""
+    served: dict[str, str] = {}
+    for column in (TrainingJob.started_at, TrainingJob.dispatched_at):
+        for org, at in db.execute(select(TrainingJob.org_id, func.max(column)).where(
+                TrainingJob.org_id.in_(org_ids)).group_by(TrainingJob.org_id)):
+            if at is not None:
+                served[org] = max(served.get(org, ""), at.replace(tzinfo=None).isoformat())
+    return served
 
 
 def dispatch(db: Session) -> list[str]:

@@ -1,5 +1,131 @@
+"""Finalize (``POST /v1/jobs/{job_id}/finalize``) and the model library (``/v1/models``)."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+
+from app.core import audit, idempotency
+from app.core.deps import get_db
+from app.core.pagination import Page, PageParams, paginate
+from app.core.tenancy import path_object, scoped
+from app.identity.principal import Principal, require
+from app.library import service
+from app.library.finalize import finalize
+from app.library.schemas import (
+    Architecture,
+    FinalizeIn,
+    FinalizeOut,
+    ModelOut,
+    ModelPatch,
+    ModelType,
+)
+from app.models import Model, TrainingJob
+from app.storage.base import Storage
+from app.storage.factory import get_storage
 
 router = APIRouter(prefix="/v1", tags=["library"])
+
+# Path objects load before the body is validated, so another org's id is a 404 whatever is sent.
+_job = path_object(TrainingJob, "job_id", what="Job", scope="jobs:write")
+_model_read = path_object(Model, "model_id", what="Model", scope="models:read")
+_model_write = path_object(Model, "model_id", what="Model", scope="models:write")
+
+
+@router.post(
+    "/jobs/{job_id}/finalize", response_model=FinalizeOut, operation_id="finalize_job",
+    responses={409: {"description": "Wrong job state or no checkpoint at a chosen step."}},
+)
+def finalize_job(
+    body: FinalizeIn,
+    request: Request,
+    job: TrainingJob = Depends(_job),
+    principal: Principal = Depends(require("models:write")),  # creates models: both scopes
+    key: str | None = Depends(idempotency.idempotency_key),
+    db: Session = Depends(get_db),
+    storage: Storage = Depends(get_storage),
+) -> Any:
+    """Turn the chosen checkpoint steps into library models and delete everything else the
+    job stored. Honours ``Idempotency-Key``."""
+    idem = idempotency.begin(
+        db, principal.org_id, f"POST /v1/jobs/{job.id}/finalize", key, body.model_dump()
+    )
+    if idem.replay is not None:
+        return idem.replay
+    models = finalize(db, job, body, storage)
+    out = FinalizeOut(models=[service.render(m, storage) for m in models])
+    audit.record(
+        db, principal, "job.finalized", request=request, target_type="job", target_id=job.id,
+        details={"steps": body.steps, "model_ids": [m.id for m in models]},
+    )
+    idem.save(200, out.model_dump(mode="json"))
+    return out
+
+
+@router.get("/models", response_model=Page[ModelOut], operation_id="list_models")
+def list_models(
+    type: ModelType | None = Query(None, description="Only models of this type."),
+    architecture: Architecture | None = Query(None, description="Only sd15 or sdxl models."),
+    q: str | None = Query(None, max_length=200, description="Search in model names."),
+    page: PageParams = Depends(),
+    principal: Principal = Depends(require("models:read")),
+    db: Session = Depends(get_db),
+    storage: Storage = Depends(get_storage),
+) -> dict[str, Any]:
+    stmt = service.filtered(scoped(Model, principal), type=type, architecture=architecture, q=q)
+    return paginate(db, stmt, Model.id, page, lambda m: service.render(m, storage))
+
+
+@router.get("/models/{model_id}", response_model=ModelOut, operation_id="get_model")
+def get_model(
+    model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
+) -> ModelOut:
+    return service.render(model, storage)
+
+
+@router.patch("/models/{model_id}", response_model=ModelOut, operation_id="rename_model")
+def rename_model(
+    body: ModelPatch,
+    request: Request,
+    model: Model = Depends(_model_write),
+    principal: Principal = Depends(require("models:write")),
+    db: Session = Depends(get_db),
+    storage: Storage = Depends(get_storage),
+) -> ModelOut:
+    old = model.name
+    model.name = body.name
+    audit.record(db, principal, "model.renamed", request=request, target_type="model",
+                 target_id=model.id, details={"from": old, "to": body.name})
+    return service.render(model, storage)
+
+
+@router.delete("/models/{model_id}", status_code=204, operation_id="delete_model")
+def delete_model(
+    request: Request,
+    model: Model = Depends(_model_write),
+    principal: Principal = Depends(require("models:write")),
+    db: Session = Depends(get_db),
+    storage: Storage = Depends(get_storage),
+) -> Response:
+    audit.record(db, principal, "model.deleted", request=request, target_type="model",
+                 target_id=model.id, details={"name": model.name, "bytes": model.bytes})
+    service.delete_model(db, model, storage)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/models/{model_id}/download", status_code=302, operation_id="download_model",
+    response_class=RedirectResponse,
+    responses={302: {"description": "Redirect to a short-lived URL of the file."}},
+)
+def download_model(
+    model: Model = Depends(_model_read),
+    file: str | None = Query(None, description="Which file, when the model has several "
+                             "(e.g. a pivotal model's LoRA and embedding)."),
+    storage: Storage = Depends(get_storage),
+) -> RedirectResponse:
+    return RedirectResponse(service.download_url(model, storage, file), status_code=302)
+

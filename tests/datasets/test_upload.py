@@ -76,7 +76,8 @@ def test_zip_with_folders_captions_and_junk(client: TestClient, tenant: Tenant,
         "../escape.png": image_bytes(), "/abs/root.png": image_bytes(),
         "set/readme.md": b"# not an image",
     })
-    result = upload(client, tenant, ds["id"], [("photos.zip", archive), ("solo.png", image_bytes())])
+    result = upload(client, tenant, ds["id"],
+                    [("photos.zip", archive), ("solo.png", image_bytes())])
     created = {i["filename"]: i for i in result["created"]}
     assert set(created) == {"set/cats/001.png", "set/dogs/002.jpg", "set/003.webp",
                             "set/dup-a.png", "solo.png"}

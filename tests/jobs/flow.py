@@ -1,0 +1,31 @@
+"""Helpers for end-to-end job tests against a real worker process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Tenant
+
+
+def wait_for(client: TestClient, tenant: Tenant, job_id: str,
+             until: Callable[[dict[str, Any]], bool], timeout_s: float = 240) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}", headers=tenant.auth).json()
+        if until(job):
+            return job
+        if job["status"] == "failed":
+            logs = client.get(f"/v1/jobs/{job_id}/logs", headers=tenant.auth).text
+            raise AssertionError(f"job failed: {job['error']}\n{logs[-3000:]}")
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} still {job.get('status')} at step "
+                       f"{job.get('progress', {}).get('step')} after {timeout_s}s")
+
+
+def ended(status: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda job: job["status"] == status
