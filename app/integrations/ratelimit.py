@@ -29,6 +29,8 @@ from app.integrations.config import value
 
 log = logging.getLogger("atelier.ratelimit")
 EXEMPT_PREFIXES = ("/healthz", "/readyz", "/metrics", "/storage/")
+REDIS_RETRY_AFTER_S = 5.0
+_redis_down_until = 0.0
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
           "h": 3600, "hour": 3600}
 
@@ -104,11 +106,17 @@ def hit(key: str, limit: Limit) -> tuple[bool, int]:
     window_start = int(now // limit.window_s * limit.window_s)
     retry_after = max(1, math.ceil(window_start + limit.window_s - now))
     if backend() == "redis":
+        global _redis_down_until
+        if now < _redis_down_until:
+            return True, retry_after
         try:
             n = _redis_hit(get_settings().redis_url, key, limit.window_s, window_start)
         except redis.RedisError:
-            # Fail open: an outage of the limiter's store must not take the whole API down.
-            log.warning("rate limiter: Redis unavailable, request not counted", exc_info=True)
+            # Fail open: an outage of the limiter's store must not take the whole API down,
+            # and skipping Redis for a while keeps its timeouts off every request meanwhile.
+            _redis_down_until = now + REDIS_RETRY_AFTER_S
+            log.warning("rate limiter: Redis unavailable, not counting for %s s",
+                        REDIS_RETRY_AFTER_S, exc_info=True)
             return True, retry_after
     else:
         n = memory.hit(key, limit.window_s, window_start)

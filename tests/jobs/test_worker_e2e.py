@@ -69,7 +69,7 @@ def test_ti_and_lora_jobs_succeed_with_live_events(
         ckpts = client.get(f"/v1/jobs/{job['id']}/checkpoints", headers=tenant.auth).json()
         assert [c["step"] for c in ckpts] == [0, 3, 6]
         assert ckpts[0]["files"] == [] and ckpts[0]["validation_images"]  # step-0 baseline
-        assert any(f["name"].endswith(".safetensors") for f in ckpts[-1]["files"]), ckpts[-1]
+        assert [f["name"] for f in ckpts[-1]["files"]] == [filename]
         keys = _keys(f"orgs/{tenant.org_id}/jobs/{job['id']}/")
         assert any("checkpoints/step-000006/" in k for k in keys), keys
         assert any("validation/step-000000/p0-0.webp" in k for k in keys), keys
@@ -77,7 +77,6 @@ def test_ti_and_lora_jobs_succeed_with_live_events(
         assert metrics["steps"] == [1, 2, 3, 4, 5, 6] and len(metrics["loss"]) == 6
         assert "checkpoint saved" in client.get(f"/v1/jobs/{job['id']}/logs",
                                                 headers=tenant.auth).text
-    del filename
 
 
 def test_cancel_running_job_keeps_saved_checkpoints(
