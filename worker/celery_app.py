@@ -36,7 +36,11 @@ def make_celery() -> Celery:
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        broker_transport_options={"visibility_timeout": 6 * 3600},
+        # Redis redelivers an unacked message after this; the SQLAlchemy transport passes its
+        # options to create_engine, so it gets none.
+        broker_transport_options=(
+            {"visibility_timeout": 6 * 3600} if s.broker_url.startswith("redis") else {}
+        ),
         timezone="UTC",
     )
     return app

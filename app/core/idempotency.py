@@ -12,6 +12,9 @@ Usage in a route (one transaction per request, see ``app.core.deps``)::
 with the same key then blocks on the unique index until the first transaction ends: if it
 committed, the second one replays its response; if it rolled back, the second one does the work.
 A failed request therefore stores nothing and the client may retry with the same key.
+
+Call ``begin`` before the request changes anything: on a same-key race it rolls back the
+session's transaction.
 """
 
 from __future__ import annotations
@@ -105,12 +108,14 @@ def begin(
         org_id=org_id, endpoint=endpoint, key=key, request_hash=digest, status_code=0,
         response={},
     )
+    db.add(record)
     try:
-        with db.begin_nested():
-            db.add(record)
-            db.flush()  # blocks here while another transaction holds the same key
+        db.flush()  # blocks here while another transaction holds the same key
     except IntegrityError:
-        # Another request with this key committed first: answer what it answered.
+        # Another request with this key committed first: answer what it answered. A full
+        # rollback rather than a savepoint, because SQLite (pysqlite) savepoints are not
+        # reliable; hence ``begin`` must come before the request changes anything.
+        db.rollback()
         winner = _find(db, org_id, endpoint, key)
         if winner is None:  # pragma: no cover - the conflicting row vanished (org deleted)
             raise

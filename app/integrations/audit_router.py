@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from app.core.deps import get_db
+from app.core.errors import Unprocessable
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import scoped
 from app.identity.principal import Principal, require
@@ -43,6 +44,12 @@ def list_audit_events(
     db: Session = Depends(get_db),
     principal: Principal = Depends(require("admin")),
 ) -> dict[str, Any]:
+    texts = {"action": action, "actor_id": actor_id, "target_type": target_type,
+             "target_id": target_id}
+    if bad := [name for name, text in texts.items() if text and "\x00" in text]:
+        raise Unprocessable("Filters must not contain NUL characters.",
+                            errors=[{"loc": ["query", name], "msg": "contains NUL"}
+                                    for name in bad])
     stmt = scoped(AuditEvent, principal)
     if action is not None:
         if action.endswith(".*"):

@@ -93,6 +93,13 @@ def _redis_hit(url: str, key: str, window_s: int, window_start: int) -> int:
     return int(n)
 
 
+def reset() -> None:
+    """Forget every in-process count and any remembered Redis outage (tests, operators)."""
+    global _redis_down_until
+    memory.reset()
+    _redis_down_until = 0.0
+
+
 def backend() -> str:
     chosen = value("rate_limit_backend").strip().lower()
     if chosen == "auto":

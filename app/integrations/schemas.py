@@ -25,13 +25,20 @@ def check_url(url: str) -> str:
         raise ValueError("must name a host")
     if parts.username or parts.password:
         raise ValueError("must not carry credentials; verify the signature instead")
-    if any(c.isspace() for c in url):
-        raise ValueError("must not contain whitespace")
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise ValueError("must not contain whitespace or control characters")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError as exc:
         raise ValueError("has an invalid port") from exc
     return url
+
+
+def no_nul(text: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+    if text is not None and "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
 
 
 def _unique_events(events: list[str]) -> list[str]:
@@ -50,6 +57,7 @@ class WebhookCreate(BaseModel):
 
     _url = field_validator("url")(check_url)
     _events = field_validator("events")(_unique_events)
+    _description = field_validator("description")(no_nul)
 
 
 class WebhookUpdate(BaseModel):
@@ -68,6 +76,8 @@ class WebhookUpdate(BaseModel):
     @classmethod
     def _events(cls, v: list[str] | None) -> list[str] | None:
         return None if v is None else _unique_events(v)
+
+    _description = field_validator("description")(no_nul)
 
 
 class WebhookOut(BaseModel):

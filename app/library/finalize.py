@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import AppError, Conflict
 from app.core.ids import new_id
 from app.core.keys import model_prefix
+from app.jobs.notify import job_status_changed
 from app.jobs.state import FINALIZABLE, transition
 from app.library.cleanup import schedule_cleanup
 from app.library.schemas import FinalizeIn
@@ -144,6 +145,7 @@ def finalize(db: Session, job: TrainingJob, body: FinalizeIn, storage: Storage) 
         copier.undo()  # the transaction rolls back; leave no copies no row points at
         raise
     schedule_cleanup(db, job.org_id, job.id)
+    job_status_changed(db, job, "finalized")  # the job.finalized webhook
     log.info("job %s finalized: steps %s -> models %s", job.id, body.steps,
              [m.id for m in models])
     return models

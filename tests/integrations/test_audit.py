@@ -60,7 +60,8 @@ def test_filters_and_pagination(client: TestClient, tenant: Tenant,
 
 
 def test_bad_filters_and_scope(client: TestClient, tenant: Tenant) -> None:
-    for query in ("actor_type=robot", "since=yesterday", "limit=500", "cursor=nope"):
+    for query in ("actor_type=robot", "since=yesterday", "limit=500", "cursor=nope",
+                  "action=%00", "target_id=a%00"):
         r = client.get(f"/v1/audit-events?{query}", headers=tenant.auth)
         assert r.status_code == 422, (query, r.text)
     reader = make_tenant(scopes=["datasets:read", "jobs:read", "models:read"])

@@ -22,7 +22,7 @@ def limits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("ATELIER_RATE_LIMIT_PER_KEY", "3/hour")
     monkeypatch.setenv("ATELIER_RATE_LIMIT_PER_ORG", "5/hour")
     get_settings.cache_clear()
-    ratelimit.memory.reset()
+    ratelimit.reset()
     yield request.param
     monkeypatch.undo()
     get_settings.cache_clear()
@@ -77,6 +77,7 @@ def test_redis_outage_fails_open(monkeypatch: pytest.MonkeyPatch, client: TestCl
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
+        ratelimit.reset()
     assert codes == [200, 200, 200]
 
 

@@ -48,6 +48,8 @@ INVALID = [
     ({"url": "https://example.com", "events": ["job.exploded"]}, ["body", "events", "0"]),
     ({"url": "https://example.com", "events": []}, ["body", "events"]),
     ({"url": "https://example.com", "secret": "mine"}, ["body", "secret"]),
+    ({"url": "http://a\x00b.example"}, ["body", "url"]),
+    ({"url": "https://example.com", "description": "a\x00b"}, ["body", "description"]),
 ]
 
 

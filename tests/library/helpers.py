@@ -6,9 +6,17 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
+import httpx
+from fastapi.testclient import TestClient
+
 from app.core.db import session_scope
-from app.core.keys import checkpoint_prefix, job_prefix, model_prefix, training_state_prefix
-from app.core.keys import validation_key
+from app.core.keys import (
+    checkpoint_prefix,
+    job_prefix,
+    model_prefix,
+    training_state_prefix,
+    validation_key,
+)
 from app.models import Checkpoint, TrainingJob, ValidationImage
 from app.storage.base import Storage
 
@@ -52,8 +60,9 @@ def make_job(
     """A job with a checkpoint at each step, validation images for each step plus a step-0
     baseline, and (optionally) a resumable-state object that no row tracks."""
     if config is None:
-        config = {"type": type, "caption_prefix": "sks person", "max_train_steps": max(steps, default=0),
-                  "placeholder_token": "<sks>" if type in ("textual_inversion", "pivotal") else None}
+        token = "<sks>" if type in ("textual_inversion", "pivotal") else None
+        config = {"type": type, "caption_prefix": "sks person", "placeholder_token": token,
+                  "max_train_steps": max(steps, default=0)}
     with session_scope() as db:
         job = TrainingJob(org_id=org_id, name=name, type=type, architecture="sd15",
                           base_model="tiny-sd15", config=config, dataset_snapshot=[],
@@ -85,3 +94,11 @@ def make_job(
             storage.put(training_state_prefix(org_id, job.id) + "trainable.safetensors",
                         os.urandom(64))
     return fx
+
+
+def fetch(api: TestClient, url: str) -> bytes:
+    """GET a presigned URL: local storage serves its URLs through the app, S3 URLs go to moto
+    over HTTP."""
+    r = api.get(url) if url.startswith("http://testserver/") else httpx.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.content

@@ -144,9 +144,9 @@ class TrainingData:
         self.config = config
         self.recipe = recipe
         self.buckets = self._assign_buckets()
-        self.images = ImageStore(
-            [e.image_path for e in self.examples], self.buckets, config.keep_data_in_memory
-        )
+        # With cached latents every image is decoded once, so keeping pixels would only cost RAM.
+        keep = config.keep_data_in_memory and not config.vae_cache_enabled()
+        self.images = ImageStore([e.image_path for e in self.examples], self.buckets, keep)
         self.plan = BatchPlan(self.buckets, config.train_batch_size, config.seed)
 
     def _assign_buckets(self) -> list[tuple[int, int]]:

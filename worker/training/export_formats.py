@@ -65,6 +65,10 @@ def lora_metadata(
 ) -> dict[str, str]:
     """`ss_*` metadata as kohya sd-scripts writes it (every value a string)."""
     is_dora = config.type == "dora"
+    unet_lr = config.unet_learning_rate or config.learning_rate
+    text_encoder_lr = 0.0
+    if config.train_text_encoder:
+        text_encoder_lr = config.text_encoder_learning_rate or unet_lr / 2
     network_args = {"algo": "lora", "dora_wd": "True"} if is_dora else {}
     values: dict[str, Any] = {
         "ss_network_module": "lycoris.kohya" if is_dora else "networks.lora",
@@ -76,8 +80,8 @@ def lora_metadata(
         "ss_steps": step,
         "ss_max_train_steps": config.max_train_steps,
         "ss_learning_rate": config.learning_rate,
-        "ss_unet_lr": config.unet_learning_rate or config.learning_rate,
-        "ss_text_encoder_lr": config.text_encoder_learning_rate or 0.0,
+        "ss_unet_lr": unet_lr,
+        "ss_text_encoder_lr": text_encoder_lr,
         "ss_resolution": f"({config.resolution}, {config.resolution})",
         "ss_num_train_images": num_images,
         "ss_batch_size_per_device": config.train_batch_size,

@@ -69,7 +69,12 @@ def test_documented_defaults() -> None:
             "train_text_encoder is false",
         ),
         (
-            {"type": "lora", "architecture": "sd15", "center_crop": False, "cache_vae_latents": True},
+            {
+                "type": "lora",
+                "architecture": "sd15",
+                "center_crop": False,
+                "cache_vae_latents": True,
+            },
             "cache_vae_latents needs center_crop",
         ),
         (
@@ -90,7 +95,11 @@ def test_documented_defaults() -> None:
             "without spaces",
         ),
         (
-            {"type": "textual_inversion", "architecture": "sd15", "cache_text_encoder_outputs": True},
+            {
+                "type": "textual_inversion",
+                "architecture": "sd15",
+                "cache_text_encoder_outputs": True,
+            },
             "embedding being trained lives inside the text encoder",
         ),
         (

@@ -8,7 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import (
+    DPMSolverMultistepScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+)
 from PIL import Image
 from safetensors import safe_open
 
@@ -17,7 +21,9 @@ from worker.training.export_formats import load_embedding_into_pipeline, load_lo
 from worker.training.run import run_training
 from worker.training.validation import render, validation_seed
 
-METHODS = [(m, a) for m in ("lora", "dora", "textual_inversion", "pivotal") for a in ("sd15", "sdxl")]
+METHODS = [
+    (m, a) for m in ("lora", "dora", "textual_inversion", "pivotal") for a in ("sd15", "sdxl")
+]
 KOHYA_SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha", ".dora_scale")
 
 

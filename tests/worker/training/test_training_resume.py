@@ -62,7 +62,9 @@ def test_crash_then_resume_matches_uninterrupted_run(
     source = str(tiny_models[arch])
 
     straight = tmp_path / "straight"
-    run_training(config, toy_dataset, recording_callbacks(), model_source=source, output_dir=straight)
+    run_training(
+        config, toy_dataset, recording_callbacks(), model_source=source, output_dir=straight
+    )
 
     crashed = tmp_path / "crashed"
     with pytest.raises(RuntimeError, match="simulated worker crash"):
