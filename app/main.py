@@ -16,6 +16,7 @@ from app.integrations.router import router as integrations_router
 from app.jobs.router import router as jobs_router
 from app.library.router import router as library_router
 from app.storage.router import router as storage_router
+from app.web.router import install as install_web
 
 
 def create_app() -> FastAPI:
@@ -31,6 +32,7 @@ def create_app() -> FastAPI:
     for router in (health_router, identity_router, datasets_router, jobs_router, library_router,
                    integrations_router, storage_router):
         app.include_router(router)
+    install_web(app)
     return app
 
 

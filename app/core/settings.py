@@ -50,6 +50,17 @@ class Settings(BaseSettings):
         120, description="A running job whose worker is silent this long is requeued."
     )
     reconcile_interval_s: float = Field(10, description="How often the reconciler runs.")
+    rate_limit_per_key: str = Field(
+        "600/minute", description="Requests per API key or user, `N/second|minute|hour` or off."
+    )
+    rate_limit_per_org: str = Field("1200/minute", description="Requests per organization.")
+    rate_limit_backend: Literal["auto", "redis", "memory"] = Field(
+        "auto", description="`auto`: Redis when redis_url is set, else in-process."
+    )
+    webhook_max_attempts: int = Field(8, ge=1, description="Delivery attempts per event.")
+    webhook_backoff_base_s: float = Field(30, gt=0, description="First retry delay (doubles).")
+    webhook_backoff_cap_s: float = Field(3600, gt=0, description="Longest retry delay.")
+    webhook_timeout_s: float = Field(10, gt=0, description="HTTP timeout per delivery.")
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.ids import new_id
+from app.core.usage import storage_bytes
 from app.datasets import limits, repository, service
 from app.datasets.captions import normalize_caption
 from app.datasets.images import Rejected, VerifiedImage, file_size, verify_image
@@ -35,7 +36,7 @@ class Ingest:
         self.db, self.storage, self.dataset = db, storage, dataset
         self.org_id = principal.org_id
         self.seen = repository.hashes(db, dataset)  # sha256 -> filename already in the dataset
-        self.used = service.org_storage_used(db, principal.org_id)
+        self.used = storage_bytes(db, principal.org_id)
         self.limit = principal.organization.storage_limit_bytes
         self.count = repository.item_count(db, dataset)
         self.created: list[DatasetItem] = []

@@ -77,13 +77,6 @@ def item_count(db: Session, dataset: Dataset) -> int:
     return int(db.scalar(stmt) or 0)
 
 
-def dataset_item_bytes(db: Session, org_id: str) -> int:
-    stmt = select(func.coalesce(func.sum(DatasetItem.bytes), 0)).where(
-        DatasetItem.org_id == org_id
-    )
-    return int(db.scalar(stmt) or 0)
-
-
 def _snapshot_ids(snapshot: Any) -> set[str]:
     """Item ids in a job's frozen snapshot; tolerant of the entry shape (dicts with ``id`` or
     ``item_id``, or bare ids) so this check never silently misses a job."""

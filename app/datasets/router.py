@@ -36,6 +36,7 @@ from app.datasets.schemas import (
     UploadResult,
 )
 from app.identity.principal import Principal
+from app.integrations import quotas
 from app.models import Dataset, DatasetItem
 from app.storage.base import Storage
 from app.storage.factory import get_storage
@@ -104,7 +105,8 @@ def _precheck(request: Request, db: Session = Depends(get_db),
             raise PayloadTooLarge(
                 f"The request is {declared} bytes; the limit is {limits.MAX_REQUEST_BYTES}."
             )
-        service.ensure_fits(db, principal, max(int(declared) - limits.MULTIPART_SLACK_BYTES, 0))
+        needed = max(int(declared) - limits.MULTIPART_SLACK_BYTES, 0)
+        quotas.check_storage(db, principal.organization, needed)
 
 
 async def _form_files(request: Request, _: None = Depends(_precheck)
@@ -137,7 +139,7 @@ def upload_items(dataset_id: str, request: Request, db: Session = Depends(get_db
         raise Unprocessable("Send at least one file in the multipart field 'files'.",
                             errors=[{"loc": ["body", "files"], "msg": "field required"}])
     # The real sizes (Content-Length may be absent): the whole request must fit the quota.
-    service.ensure_fits(db, principal, sum(file_size(f.file) for f in files))
+    quotas.check_storage(db, principal.organization, sum(file_size(f.file) for f in files))
     ing = Ingest(db, storage, principal, dataset)
     ingest_uploads(ing, files)
     return _finish(db, request, principal, storage, dataset, ing, "dataset.items.upload")

@@ -6,14 +6,13 @@ Services flush, never commit: the request's session dependency commits once at t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import defer
-from app.core.errors import Conflict, PayloadTooLarge
+from app.core.errors import Conflict
 from app.datasets import repository
 from app.identity.principal import Principal
 from app.models import Dataset, DatasetItem, PendingUpload
@@ -46,29 +45,6 @@ def upload_key(org_id: str, dataset_id: str, upload_id: str) -> str:
 
 # Each source answers the bytes an org holds in one kind of object. Later domains (checkpoints,
 # validation images, finalized models) append their own function here.
-USAGE_SOURCES: list[Callable[[Session, str], int]] = [repository.dataset_item_bytes]
-
-
-def org_storage_used(db: Session, org_id: str) -> int:
-    return sum(source(db, org_id) for source in USAGE_SOURCES)
-
-
-def ensure_fits(db: Session, principal: Principal, needed: int) -> int:
-    """Raise 413 (with the numbers) when ``needed`` more bytes do not fit the org's storage
-    limit; otherwise return the bytes used now."""
-    used = org_storage_used(db, principal.org_id)
-    limit = principal.organization.storage_limit_bytes
-    if used + needed > limit:
-        left = max(limit - used, 0)
-        raise PayloadTooLarge(
-            f"This upload needs {needed} bytes but the organization has {left} bytes left "
-            f"({used} of {limit} bytes used).",
-            extra={"storage_used_bytes": used, "storage_limit_bytes": limit,
-                   "storage_left_bytes": left, "request_bytes": needed},
-        )
-    return used
-
-
 # --- datasets ---------------------------------------------------------------------------------
 
 def create_dataset(db: Session, principal: Principal, name: str, description: str) -> Dataset:

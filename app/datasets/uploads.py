@@ -27,6 +27,7 @@ from app.datasets.images import CONTENT_TYPES, Rejected, check_file_size
 from app.datasets.ingest import Ingest
 from app.datasets.names import clean_filename
 from app.identity.principal import Principal
+from app.integrations import quotas
 from app.models import Dataset, PendingUpload
 from app.storage.base import Storage, StorageError
 
@@ -73,7 +74,7 @@ def create(
             rejected.append({"filename": name, "reason": str(exc)})
             continue
         accepted.append((name, spec["content_type"], spec["size"]))
-    service.ensure_fits(db, principal, sum(size for _, _, size in accepted))
+    quotas.check_storage(db, principal.organization, sum(size for _, _, size in accepted))
     expires_at = datetime.now(UTC) + timedelta(seconds=limits.PRESIGN_EXPIRES_S)
     uploads: list[dict[str, Any]] = []
     for name, content_type, size in accepted:

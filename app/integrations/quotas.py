@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import AppError
-from app.models import Checkpoint, DatasetItem, Model, Organization, TrainingJob, ValidationImage
+from app.core.usage import storage_bytes
+from app.models import Organization, TrainingJob
 
 HOLDING_GPU = ("running", "cancelling")  # a stopping job still holds its GPU
 
@@ -33,14 +34,6 @@ def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
     end = start.replace(year=start.year + 1, month=1) if start.month == 12 \
         else start.replace(month=start.month + 1)
     return start, end
-
-
-def storage_used(db: Session, org_id: str) -> int:
-    total = 0
-    for model in (DatasetItem, Checkpoint, ValidationImage, Model):
-        total += int(db.scalar(select(func.coalesce(func.sum(model.bytes), 0))
-                               .where(model.org_id == org_id)) or 0)
-    return total
 
 
 def gpu_seconds_this_month(db: Session, org_id: str) -> float:
@@ -80,11 +73,12 @@ def check_can_start_job(db: Session, org: Organization) -> None:
     )
 
 
-def check_storage(db: Session, org: Organization, extra_bytes: int) -> None:
-    """Refuse ``extra_bytes`` more when the org would go over its storage limit (413)."""
-    used, limit = storage_used(db, org.id), org.storage_limit_bytes
+def check_storage(db: Session, org: Organization, extra_bytes: int) -> int:
+    """Refuse ``extra_bytes`` more when the org would go over its storage limit (413);
+    returns the bytes used now."""
+    used, limit = storage_bytes(db, org.id), org.storage_limit_bytes
     if used + extra_bytes <= limit:
-        return
+        return used
     raise StorageQuotaExceeded(
         f"Storage quota (storage_limit_bytes) exceeded: {used} bytes used + {extra_bytes} "
         f"requested > {limit} allowed. Delete datasets, checkpoints or models to free space.",
@@ -97,7 +91,7 @@ def usage(db: Session, org: Organization) -> dict[str, Any]:
     start, end = month_bounds()
     counts = job_counts(db, org.id)
     return {
-        "storage_bytes_used": storage_used(db, org.id),
+        "storage_bytes_used": storage_bytes(db, org.id),
         "storage_bytes_limit": org.storage_limit_bytes,
         "running_jobs": counts["running"],
         "queued_jobs": counts["queued"],

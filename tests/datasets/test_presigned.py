@@ -101,7 +101,7 @@ def test_presign_refuses_what_cannot_fit(client: TestClient, tenant: Tenant,
         {"filename": "b.png", "content_type": "image/png", "size": 800},
     ]})
     assert r.status_code == 413
-    assert r.json()["request_bytes"] == 1600 and r.json()["storage_limit_bytes"] == 1000
+    assert r.json()["requested"] == 1600 and r.json()["limit"] == 1000
 
 
 def test_expired_upload_is_refused_and_cleaned(client: TestClient, tenant: Tenant,

@@ -175,9 +175,9 @@ def test_org_storage_limit(client: TestClient, tenant: Tenant) -> None:
     assert r.status_code == 413, r.text
     body = r.json()
     assert r.headers["content-type"].startswith("application/problem+json")
-    assert body["storage_limit_bytes"] == len(first) + 6000
-    assert body["storage_used_bytes"] == len(first)
-    assert str(body["storage_limit_bytes"]) in body["detail"]
+    assert body["quota"] == "storage_limit_bytes" and body["limit"] == len(first) + 6000
+    assert body["used"] == len(first)
+    assert str(body["limit"]) in body["detail"]
     assert len(list_items(client, tenant, ds["id"])) == 1
     # A request that fits is stored.
     small = image_bytes("PNG", (8, 8))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.settings import get_settings
 from app.integrations import signing
 from app.integrations.delivery import backoff
 
@@ -22,6 +23,10 @@ def test_signature_round_trip_and_replay_window() -> None:
 def test_backoff_doubles_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ATELIER_WEBHOOK_BACKOFF_BASE_S", raising=False)
     monkeypatch.delenv("ATELIER_WEBHOOK_BACKOFF_CAP_S", raising=False)
+    get_settings.cache_clear()
     assert [backoff(n) for n in range(1, 9)] == [30, 60, 120, 240, 480, 960, 1920, 3600]
     monkeypatch.setenv("ATELIER_WEBHOOK_BACKOFF_BASE_S", "0.5")
+    get_settings.cache_clear()
     assert backoff(3) == 2.0
+    monkeypatch.undo()
+    get_settings.cache_clear()

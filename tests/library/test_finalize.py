@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.core.db import session_scope
 from app.core.keys import model_prefix
-from app.library.usage import storage_bytes
+from app.core.usage import storage_bytes
 from app.models import AuditEvent, Checkpoint, Model, TrainingJob, ValidationImage
 from app.storage.base import Storage
 from tests.conftest import Tenant, make_tenant
