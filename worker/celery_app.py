@@ -25,7 +25,7 @@ def make_celery() -> Celery:
     s = get_settings()
     app = Celery(
         "atelier", broker=s.broker_url, backend=result_backend_for(s.broker_url),
-        include=["worker.tasks"],
+        include=["worker.tasks", "worker.webhook_tasks", "worker.cleanup_tasks"],
     )
     app.conf.update(
         task_acks_late=True,

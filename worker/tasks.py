@@ -31,9 +31,8 @@ def reconcile() -> dict[str, int]:
 
 @celery_app.on_after_configure.connect
 def _schedule(sender: Any, **_: Any) -> None:
-    sender.add_periodic_task(get_settings().reconcile_interval_s, reconcile.s(),
-                             name="reconcile jobs")
-
-
-import worker.webhook_tasks  # noqa: E402, F401  (registers the webhook delivery tasks)
-import worker.cleanup_tasks  # noqa: E402, F401  (registers the storage cleanup tasks)
+    interval = get_settings().reconcile_interval_s
+    sender.add_periodic_task(interval, reconcile.s(), name="reconcile jobs")
+    sender.add_periodic_task(
+        interval * 6, sender.signature("atelier.resend_stale_webhooks"), name="resend webhooks"
+    )

@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from app.core.errors import Unprocessable
+from app.core.ids import is_valid_id
 
 T = TypeVar("T")
 MAX_LIMIT = 200
@@ -31,7 +32,7 @@ class PageParams:
         cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
         order: Literal["desc", "asc"] = Query("desc", description="Newest first by default."),
     ) -> None:
-        if cursor is not None and (len(cursor) != 28 or not cursor.isalnum()):
+        if cursor is not None and not is_valid_id(cursor):
             raise Unprocessable("Invalid cursor.", errors=[{"loc": ["query", "cursor"],
                                                              "msg": "invalid cursor"}])
         self.limit, self.cursor, self.order = limit, cursor, order

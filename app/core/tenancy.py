@@ -14,6 +14,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.core.errors import NotFound
+from app.core.ids import is_valid_id
 from app.identity.principal import Principal
 
 M = TypeVar("M")
@@ -27,6 +28,8 @@ def get_scoped(
     db: Session, model: type[M], object_id: str, principal: Principal, *, what: str | None = None,
     for_update: bool = False, **filters: Any,
 ) -> M:
+    if not is_valid_id(object_id):  # never let a malformed id reach the database
+        raise NotFound(f"{what or model.__name__} '{object_id[:40]}' not found.")
     stmt = scoped(model, principal).where(model.id == object_id)  # type: ignore[attr-defined]
     for name, value in filters.items():
         stmt = stmt.where(getattr(model, name) == value)

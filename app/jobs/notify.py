@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app.integrations.webhooks import emit_event
 from app.models import TrainingJob
 
 EVENTS = {"running": "job.started", "succeeded": "job.succeeded", "failed": "job.failed",
@@ -13,10 +14,6 @@ EVENTS = {"running": "job.started", "succeeded": "job.succeeded", "failed": "job
 def job_status_changed(db: Session, job: TrainingJob, status: str) -> None:
     event = EVENTS.get(status)
     if event is None:
-        return
-    try:
-        from app.integrations.webhooks import emit_event
-    except ImportError:  # integrations not installed in this build
         return
     emit_event(db, job.org_id, event, {
         "job_id": job.id, "name": job.name, "type": job.type, "status": status,

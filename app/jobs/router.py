@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core import audit
+from app.core import audit, idempotency
 from app.core.deps import get_db
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity.principal import Principal, require
+from app.integrations import quotas
 from app.jobs import events, service
 from app.jobs.rendering import checkpoints_out, job_out
 from app.jobs.schemas import (
@@ -46,13 +49,23 @@ def list_templates(_: Principal = Depends(require("jobs:read"))) -> list[Templat
 
 
 @router.post("/jobs", response_model=JobOut, status_code=201, operation_id="create_job",
-             responses={422: {"description": "Invalid job"}, 409: {"description": "Conflict"}})
+             responses={422: {"description": "Invalid job"}, 409: {"description": "Conflict"},
+                        429: {"description": "Monthly GPU quota used up"}})
 def create_job(body: JobCreate, request: Request, db: Session = Depends(get_db),
-               principal: Principal = Depends(require("jobs:write"))) -> JobOut:
+               principal: Principal = Depends(require("jobs:write")),
+               key: str | None = Depends(idempotency.idempotency_key)) -> Any:
+    """Validate, freeze the dataset and resolved config, and queue. Honours Idempotency-Key."""
+    idem = idempotency.begin(db, principal.org_id, "POST /v1/jobs", key,
+                             body.model_dump(mode="json"))
+    if idem.replay is not None:
+        return idem.replay
+    quotas.check_can_start_job(db, principal.organization)
     job = service.create_job(db, principal, body)
     audit.record(db, principal, "job.create", request=request, target_type="job",
                  target_id=job.id, details={"name": job.name, "type": job.type})
-    return job_out(job, service.queue_positions(db, [job]).get(job.id))
+    out = job_out(job, service.queue_positions(db, [job]).get(job.id))
+    idem.save(201, out.model_dump(mode="json"))
+    return out
 
 
 @router.get("/jobs", response_model=Page[JobOut], operation_id="list_jobs")

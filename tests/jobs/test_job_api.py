@@ -116,3 +116,29 @@ def test_viewer_key_cannot_create(client: TestClient, tiny_base_model: str) -> N
     reader = make_tenant(scopes=["jobs:read", "datasets:read"])
     ds = make_dataset(reader, 1)
     assert _post(client, reader, job_body(ds, tiny_base_model)).status_code == 403
+
+
+def test_idempotent_repeat_creates_nothing(client: TestClient, tenant: Tenant,
+                                           tiny_base_model: str) -> None:
+    ds = make_dataset(tenant, 1)
+    body = job_body(ds, tiny_base_model)
+    headers = {**tenant.auth, "Idempotency-Key": "create-once"}
+    first = client.post("/v1/jobs", json=body, headers=headers)
+    again = client.post("/v1/jobs", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    jobs = client.get("/v1/jobs", headers=tenant.auth).json()["items"]
+    assert [j["id"] for j in jobs] == [first.json()["id"]]
+    other = client.post("/v1/jobs", json={**body, "name": "different"}, headers=headers)
+    assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
+
+
+def test_monthly_gpu_quota_refuses_new_jobs(client: TestClient, tenant: Tenant,
+                                            tiny_base_model: str) -> None:
+    from app.core.db import session_scope
+    from app.models import Organization
+
+    with session_scope() as db:
+        db.get(Organization, tenant.org_id).monthly_gpu_seconds_limit = 0  # type: ignore[union-attr]
+    r = _post(client, tenant, job_body(make_dataset(tenant, 1), tiny_base_model))
+    assert r.status_code == 429 and "monthly_gpu_seconds_limit" in r.json()["detail"]

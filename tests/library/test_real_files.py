@@ -12,8 +12,6 @@ from tests.conftest import Tenant
 from tests.library.helpers import fetch, keys_under, make_job
 from tests.library.real_files import TOKEN, RealFiles, build
 
-pytest.importorskip("diffusers")
-
 
 @pytest.fixture(scope="session")
 def real_files(tmp_path_factory: pytest.TempPathFactory) -> RealFiles:
