@@ -181,5 +181,11 @@ def train(config: Path, out_dir: Path) -> None:
     run_config_file(config, out_dir)
 
 
+# The integrator commands (datasets/jobs/models), which use only the REST API.
+from app.cli.client import CLIENT_GROUPS  # noqa: E402
+
+for _group in CLIENT_GROUPS:
+    cli.add_command(_group)
+
 if __name__ == "__main__":
     cli()
