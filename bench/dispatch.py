@@ -49,8 +49,8 @@ def _setup() -> tuple[str, str, str]:
     from app.core.db import session_scope
     from app.core.migrate import upgrade
     from app.core.settings import get_settings
-    from app.identity.service import create_api_key
     from app.identity.security import ALL_SCOPES
+    from app.identity.service import create_api_key
     from tests.conftest import Tenant
     from tests.jobs.conftest import make_dataset
 
@@ -152,12 +152,13 @@ def step_overhead(steps: int, base: str, repeats: int = 3) -> None:
         plain_runs.append(timed(TrainingCallbacks(), f"plain-{i}"))
         reported_runs.append(with_reporter(f"reported-{i}"))
     plain, reported = min(plain_runs), min(reported_runs)
+    database = get_settings().database_url.split(":")[0]
     per_step = plain / steps
     extra = (reported - plain) / steps
     print(f"training {steps} steps (checkpoint every 5, validation every 10): plain callbacks "
           f"{plain:.2f} s ({per_step * 1000:.0f} ms/step), with the job reporter "
           f"{reported:.2f} s -> overhead {extra * 1000:.1f} ms/step = "
-          f"{100 * extra / per_step:.1f}% of step time ({get_settings().database_url.split(':')[0]})")
+          f"{100 * extra / per_step:.1f}% of step time ({database})")
 
 
 def main() -> None:
