@@ -79,6 +79,17 @@ def service_env(make_pg_database, tmp_path_factory: pytest.TempPathFactory) -> d
     return env
 
 
+@pytest.fixture(scope="session")
+def tiny_base_model(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    from app.cli.seed import build_tiny_base_model
+    from app.core.db import session_scope
+
+    key = f"tiny-sd15-{secrets.token_hex(3)}"
+    with session_scope() as db:
+        build_tiny_base_model(db, key, "sd15", tmp_path_factory.mktemp("base-models"))
+    return key
+
+
 @pytest.fixture()
 def client(service_env: dict[str, str]) -> Iterator[TestClient]:
     from app.main import create_app

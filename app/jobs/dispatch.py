@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
 from app.core.settings import get_settings
+from app.jobs.notify import job_status_changed
 from app.jobs.state import now, transition
 from app.models import JobLogLine, Organization, TrainingJob
 
@@ -114,12 +115,14 @@ def reconcile(db: Session) -> dict[str, int]:
             TrainingJob.status.in_(("running", "cancelling")),
             TrainingJob.heartbeat_at < stale)):
         if job.status == "cancelling":
-            transition(db, job.id, ["cancelling"], "cancelled", finished_at=t)
+            if transition(db, job.id, ["cancelling"], "cancelled", finished_at=t):
+                _notify(db, job, "cancelled")
         elif job.attempts >= job.max_attempts:
             if transition(db, job.id, ["running"], "failed", finished_at=t, error=(
                     f"Training stopped unexpectedly {job.attempts} times (the machine running "
                     "it went away). Retry the job; if it keeps failing, contact support.")):
                 counts["failed"] += 1
+                _notify(db, job, "failed")
         elif transition(db, job.id, ["running"], "queued", dispatched_at=None, worker_id=None):
             db.add(JobLogLine(job_id=job.id, created_at=t, message=(
                 "worker stopped responding; job requeued, it resumes from its last saved state")))
@@ -130,6 +133,11 @@ def reconcile(db: Session) -> dict[str, int]:
     ).values(dispatched_at=None).execution_options(synchronize_session=False))
     counts["redispatched"] = int(result.rowcount)  # type: ignore[attr-defined]
     return counts
+
+
+def _notify(db: Session, job: TrainingJob, status: str) -> None:
+    db.refresh(job)
+    job_status_changed(db, job, status)
 
 
 def reconcile_and_dispatch() -> dict[str, int]:

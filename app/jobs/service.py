@@ -13,6 +13,7 @@ from app.core.tenancy import get_scoped
 from app.identity.principal import Principal
 from app.jobs import dispatch
 from app.jobs.config_resolution import resolve_config
+from app.jobs.notify import job_status_changed
 from app.jobs.schemas import JobCreate
 from app.jobs.state import ACTIVE, now, transition
 from app.models import BaseModel, Dataset, DatasetItem, TrainingJob
@@ -80,6 +81,8 @@ def create_job(db: Session, principal: Principal, body: JobCreate) -> TrainingJo
 
 def cancel_job(db: Session, job: TrainingJob) -> None:
     if transition(db, job.id, ["queued"], "cancelled", finished_at=now()):
+        db.refresh(job)
+        job_status_changed(db, job, "cancelled")
         return
     if transition(db, job.id, ["running"], "cancelling"):
         return  # the worker sees it within a step and ends the run

@@ -8,7 +8,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 from tests.conftest import Tenant
@@ -32,17 +31,6 @@ def job_body(dataset_id: str, base_model: str, *, type_: str = "lora", steps: in
         body["caption_prefix"] = "<zkw>"
     body.update(extra)
     return body
-
-
-@pytest.fixture(scope="session")
-def tiny_base_model(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    from app.cli.seed import build_tiny_base_model
-    from app.core.db import session_scope
-
-    key = f"tiny-sd15-{secrets.token_hex(3)}"
-    with session_scope() as db:
-        build_tiny_base_model(db, key, "sd15", tmp_path_factory.mktemp("base-models"))
-    return key
 
 
 def png(color: tuple[int, int, int], size: int = 64) -> bytes:

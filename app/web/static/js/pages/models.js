@@ -1,0 +1,85 @@
+import { api } from '../api.js';
+import { $, emptyState, fmtAgo, fmtBytes, h, typeBadge } from '../dom.js';
+import { clearErrors, confirmDialog, copyText, openDialog, showErrors, toast } from '../ui.js';
+
+const root = $('[data-models-page]');
+const canWrite = root.dataset.canWrite === 'true';
+const box = $('[data-models]');
+const renameDialog = $('[data-rename-dialog]');
+let renaming = null;
+
+function downloads(m) {
+  if (m.files.length <= 1) {
+    return h('a', { class: 'btn btn-secondary btn-sm', href: `/v1/models/${m.id}/download`, download: '', 'data-download': '' }, 'Download');
+  }
+  return h('details', { class: 'menu' }, h('summary', { class: 'btn btn-secondary btn-sm' }, `Download (${m.files.length} files)`),
+    h('div', { class: 'menu-list' }, m.files.map((f) => h('a', { href: `/v1/models/${m.id}/download?file=${encodeURIComponent(f.name)}`, download: '' }, `${f.name} · ${fmtBytes(f.bytes)}`))));
+}
+
+function card(m) {
+  const preview = m.preview_images[0];
+  const trigger = m.trigger ? h('button', { type: 'button', class: 'chip', title: 'Copy trigger', 'aria-label': `Copy trigger ${m.trigger}`,
+    onclick: async () => { if (await copyText(m.trigger)) toast(`Copied “${m.trigger}”`, 'success'); } }, m.trigger) : h('span', { class: 'muted' }, '—');
+  return h('article', { class: 'model-card card', 'data-model': m.id },
+    h('div', { class: 'model-preview' }, preview ? h('img', { src: preview.url, alt: `Preview: ${preview.prompt}`, loading: 'lazy' }) : h('div', { class: 'no-preview muted small' }, 'No preview'),
+      h('div', { class: 'preview-badges' }, typeBadge(m.type))),
+    h('div', { class: 'model-body' },
+      h('h2', { class: 'model-name', 'data-model-name': '' }, m.name),
+      h('dl', { class: 'kv-grid small' },
+        h('div', {}, h('dt', {}, 'Base model'), h('dd', {}, `${m.base_model} · ${m.architecture === 'sdxl' ? 'SDXL' : 'SD 1.5'}`)),
+        h('div', {}, h('dt', {}, 'Trigger'), h('dd', {}, trigger)),
+        h('div', {}, h('dt', {}, 'Size'), h('dd', {}, fmtBytes(m.bytes))),
+        h('div', {}, h('dt', {}, 'Step'), h('dd', {}, m.job_id ? h('a', { class: 'link', href: `/jobs/${m.job_id}` }, `${m.step}`) : `${m.step}`))),
+      h('p', { class: 'small muted' }, `Created ${fmtAgo(m.created_at)}`)),
+    h('div', { class: 'model-actions' }, downloads(m),
+      canWrite ? h('button', { class: 'btn btn-ghost btn-sm', type: 'button', 'data-rename': '', onclick: () => openRename(m) }, 'Rename') : null,
+      canWrite ? h('button', { class: 'btn btn-danger-ghost btn-sm', type: 'button', 'data-delete': '', onclick: () => remove(m) }, 'Delete') : null));
+}
+
+async function load() {
+  const params = new URLSearchParams({ limit: '200' });
+  const type = $('[data-model-type]').value;
+  const q = $('[data-model-q]').value.trim();
+  if (type) params.set('type', type);
+  if (q) params.set('q', q);
+  try {
+    const page = await api(`/v1/models?${params}`);
+    box.replaceChildren(...(page.items.length ? page.items.map(card)
+      : [emptyState(type || q ? 'No models match' : 'Your library is empty', type || q ? 'Try another filter.' : 'Finalize the steps you like from a finished training job and they appear here.',
+        type || q ? null : h('a', { class: 'btn btn-secondary', href: '/jobs' }, 'Go to training'))]));
+  } catch (err) {
+    box.replaceChildren(h('div', { class: 'alert alert-error', role: 'alert' }, err.message));
+  }
+}
+
+function openRename(m) {
+  renaming = m;
+  const form = $('[data-rename-form]', renameDialog);
+  clearErrors(form);
+  form.elements.name.value = m.name;
+  openDialog(renameDialog);
+  form.elements.name.select();
+}
+
+async function remove(m) {
+  const ok = await confirmDialog({ title: `Delete “${m.name}”?`, body: `Its files (${fmtBytes(m.bytes)}) and previews are deleted from storage. Anyone using the download link loses access.`, confirmText: 'Delete model', danger: true });
+  if (!ok) return;
+  try { await api(`/v1/models/${m.id}`, { method: 'DELETE' }); toast('Model deleted', 'success'); load(); } catch (err) { toast(err.message, 'error'); }
+}
+
+if (renameDialog) {
+  const form = $('[data-rename-form]', renameDialog);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      await api(`/v1/models/${renaming.id}`, { method: 'PATCH', json: { name: form.elements.name.value } });
+      renameDialog.close();
+      toast('Model renamed', 'success');
+      load();
+    } catch (err) { (showErrors(form, err) || form.elements.name).focus(); }
+  });
+}
+let t = null;
+$('[data-model-q]').addEventListener('input', () => { clearTimeout(t); t = setTimeout(load, 200); });
+$('[data-model-type]').addEventListener('change', load);
+load();
