@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI
 
 from app.core.errors import install_error_handlers
+from app.core.openapi import install_openapi
 from app.datasets.router import router as datasets_router
 from app.health.metrics import install_metrics
 from app.health.router import router as health_router
@@ -33,6 +34,7 @@ def create_app() -> FastAPI:
                    integrations_router, storage_router):
         app.include_router(router)
     install_web(app)
+    install_openapi(app)
     return app
 
 

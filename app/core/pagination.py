@@ -29,7 +29,8 @@ class PageParams:
     def __init__(
         self,
         limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Page size (max 200)."),
-        cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page.",
+                                   pattern="^[A-Za-z0-9]{28}$"),
         order: Literal["desc", "asc"] = Query("desc", description="Newest first by default."),
     ) -> None:
         if cursor is not None and not is_valid_id(cursor):

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.core.db import get_engine
@@ -10,7 +13,16 @@ from app.health.metrics import metrics_response
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", operation_id="healthz")
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="database, broker, storage: 'ok' or the error.")
+
+
+@router.get("/healthz", operation_id="healthz", response_model=HealthOut)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -34,7 +46,8 @@ def _check_storage() -> None:
 
 
 @router.get("/readyz", operation_id="readyz",
-            responses={503: {"description": "A dependency is unreachable"}})
+            responses={200: {"model": ReadyOut, "description": "Everything is reachable"},
+                       503: {"model": ReadyOut, "description": "A dependency is unreachable"}})
 def readyz() -> JSONResponse:
     checks: dict[str, str] = {}
     for name, check in (("database", _check_database), ("broker", _check_broker),

@@ -40,6 +40,7 @@ _model_write = path_object(Model, "model_id", what="Model", scope="models:write"
     responses={409: {"description": "Wrong job state or no checkpoint at a chosen step."}},
 )
 def finalize_job(
+    job_id: str,
     body: FinalizeIn,
     request: Request,
     job: TrainingJob = Depends(_job),
@@ -81,13 +82,14 @@ def list_models(
 
 @router.get("/models/{model_id}", response_model=ModelOut, operation_id="get_model")
 def get_model(
-    model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
+    model_id: str, model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
 ) -> ModelOut:
     return service.render(model, storage)
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut, operation_id="rename_model")
 def rename_model(
+    model_id: str,
     body: ModelPatch,
     request: Request,
     model: Model = Depends(_model_write),
@@ -104,6 +106,7 @@ def rename_model(
 
 @router.delete("/models/{model_id}", status_code=204, operation_id="delete_model")
 def delete_model(
+    model_id: str,
     request: Request,
     model: Model = Depends(_model_write),
     principal: Principal = Depends(require("models:write")),
@@ -122,6 +125,7 @@ def delete_model(
     responses={302: {"description": "Redirect to a short-lived URL of the file."}},
 )
 def download_model(
+    model_id: str,
     model: Model = Depends(_model_read),
     file: str | None = Query(None, description="Which file, when the model has several "
                              "(e.g. a pivotal model's LoRA and embedding)."),

@@ -12,12 +12,11 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from PIL import Image
 
 from tests.processes import ROOT, free_port, stop, wait_http
-
-pytestmark = pytest.mark.slow
 
 
 def _atelier(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
@@ -67,6 +66,7 @@ def _folder(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_trains_from_a_folder_to_a_downloaded_model(server: dict[str, str],
                                                         tmp_path: Path) -> None:
     env = server
@@ -117,6 +117,24 @@ def test_cli_trains_from_a_folder_to_a_downloaded_model(server: dict[str, str],
     assert any(k.startswith("lora_unet_") for k in keys)
 
 
+@pytest.mark.slow
+def test_cli_resumes_an_interrupted_upload(server: dict[str, str], tmp_path: Path) -> None:
+    """What an interrupted run left in the dataset is not sent again; the rest is."""
+    env = server
+    folder = _folder(tmp_path / "images")
+    dataset_id = _ok(_atelier("datasets", "create", "resume", env=env))
+    done = folder / "square1.png"  # as if the first run got this far before being killed
+    r = httpx.post(f"{env['ATELIER_URL']}/v1/datasets/{dataset_id}/items",
+                   headers={"Authorization": f"Bearer {env['ATELIER_API_KEY']}"},
+                   files=[("files", (done.name, done.read_bytes(), "image/png"))], timeout=30)
+    assert r.status_code in (200, 201) and len(r.json()["created"]) == 1, r.text
+    summary = json.loads(_ok(_atelier("datasets", "upload", dataset_id, str(folder), "--json",
+                                      "--quiet", "--workers", "2", env=env)))
+    assert sorted(i["filename"] for i in summary["created"]) == ["square0.png", "square2.png"]
+    assert summary["skipped"] == 1 and summary["captions_applied"] == 3
+
+
+@pytest.mark.slow
 def test_cli_errors_are_clear_and_non_zero(server: dict[str, str], tmp_path: Path) -> None:
     env = server
     missing = _atelier("jobs", "watch", "job_doesnotexist", env=env)
@@ -133,3 +151,17 @@ def test_cli_errors_are_clear_and_non_zero(server: dict[str, str], tmp_path: Pat
     ds = _ok(_atelier("datasets", "create", "broken", env=env))
     up = _atelier("datasets", "upload", ds, str(tmp_path / "bad"), "--quiet", env=env)
     assert up.returncode == 1 and "rejected fake.png" in up.stdout, (up.stdout, up.stderr)
+
+
+def test_advanced_options_and_event_stream_parsing() -> None:
+    from app.cli.client import _parse_advanced
+    from app.cli.client_watch import parse_sse
+
+    assert _parse_advanced(("resolution=64", '{"optimizer": "AdamW", "seed": 1}',
+                            "lr_scheduler=constant", "flip=true")) == {
+        "resolution": 64, "optimizer": "AdamW", "seed": 1, "lr_scheduler": "constant",
+        "flip": True}
+    stream = ["retry: 2000", "", "id: 1", "event: progress", 'data: {"step": 2}', "",
+              ": keep-alive", "", "event: status", 'data: {"status": "succeeded"}', ""]
+    assert list(parse_sse(iter(stream))) == [("progress", {"step": 2}),
+                                             ("status", {"status": "succeeded"})]

@@ -30,8 +30,9 @@ class TrainedTokenEmbedding(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         out = self.base(input_ids)
-        is_new = (input_ids >= self.first_id).unsqueeze(-1)
-        local = (input_ids - self.first_id).clamp(0, self.vectors.shape[0] - 1)
+        count = self.vectors.shape[0]
+        is_new = ((input_ids >= self.first_id) & (input_ids < self.first_id + count)).unsqueeze(-1)
+        local = (input_ids - self.first_id).clamp(0, count - 1)
         return torch.where(is_new, self.vectors.to(out.dtype)[local], out)
 
 
@@ -91,14 +92,17 @@ class NewToken:
         table = base.weight.detach().float()
         vectors = _initial_vectors(self.options, tokenizer, table)
         first_id = tokenizer.convert_tokens_to_ids(self.tokens[0])
-        grown = torch.nn.Embedding(len(tokenizer), table.shape[1], dtype=base.weight.dtype)
+        new_ids = slice(first_id, first_id + len(self.tokens))
+        # Some checkpoints pad the table beyond the tokenizer; never shrink it.
+        rows = max(len(tokenizer), table.shape[0])
+        grown = torch.nn.Embedding(rows, table.shape[1], dtype=base.weight.dtype)
         with torch.no_grad():
             grown.weight[: table.shape[0]] = base.weight
-            grown.weight[table.shape[0] :] = vectors.to(base.weight.dtype)
+            grown.weight[new_ids] = vectors.to(base.weight.dtype)
         grown.to(base.weight.device).requires_grad_(False)
         wrapped = TrainedTokenEmbedding(grown, first_id, vectors.to(base.weight.device))
         embeddings.token_embedding = wrapped
-        encoder.config.vocab_size = len(tokenizer)
+        encoder.config.vocab_size = rows
         return wrapped
 
     def parameters(self) -> list[torch.nn.Parameter]:

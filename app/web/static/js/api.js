@@ -16,6 +16,8 @@ export function csrfToken() {
 }
 
 const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+let leaving = false;
+export function replacingSession() { leaving = true; }
 
 export function authHeaders(method = 'GET') {
   return SAFE.has(method.toUpperCase()) ? {} : { 'X-CSRF-Token': csrfToken() };
@@ -45,7 +47,9 @@ export async function api(path, { method = 'GET', json, body, headers = {}, sign
     throw new ApiError(0, { detail: 'Cannot reach the server. Check your connection and try again.' });
   }
   const data = await parse(res).catch(() => null);
-  if (res.status === 401 && !path.startsWith('/v1/auth/')) {
+  // A session that ended sends the user to sign in, except while this page is deliberately
+  // replacing it (org switch, sign out): requests still in flight then see a 401 too.
+  if (res.status === 401 && !path.startsWith('/v1/auth/') && !leaving) {
     const next = encodeURIComponent(location.pathname + location.search);
     location.assign(`/login?next=${next}`);
   }

@@ -6,6 +6,8 @@ import { $, $$, emptyState, h } from './dom.js';
 import { confirmDialog, toast } from './ui.js';
 
 const SAVE_DELAY_MS = 700;
+const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+const TRASH = () => h('span', { class: 'trash-icon', 'aria-hidden': 'true' });
 
 export class CaptionEditor {
   constructor(root, datasetId, { canWrite, onChange }) {
@@ -24,7 +26,8 @@ export class CaptionEditor {
   }
 
   async load() {
-    this.items = await listAll(`/v1/datasets/${this.datasetId}/items?order=asc`);
+    const items = await listAll(`/v1/datasets/${this.datasetId}/items?order=asc`);
+    this.items = items.sort((a, b) => collator.compare(a.filename, b.filename));
     this.render();
   }
 
@@ -69,7 +72,7 @@ export class CaptionEditor {
     h('label', { class: 'sr-only', for: id }, `Caption for ${item.filename}`),
     textarea,
     h('div', { class: 'cap-foot' }, state,
-      this.canWrite ? h('button', { class: 'icon-btn danger', type: 'button', 'data-delete-item': '', 'aria-label': `Delete ${item.filename}`, title: 'Delete image', tabindex: -1 }, '🗑') : null));
+      this.canWrite ? h('button', { class: 'icon-btn danger', type: 'button', 'data-delete-item': '', 'aria-label': `Delete ${item.filename}`, title: 'Delete image', tabindex: -1 }, TRASH()) : null));
     this.cards.set(item.id, { card, textarea, state, item, timer: null, saving: null });
     return card;
   }

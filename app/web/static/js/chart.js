@@ -28,15 +28,16 @@ export function renderLossChart(box, metrics) {
   const x = (v) => PAD.l + ((v - xMin) / (xMax - xMin)) * (W - PAD.l - PAD.r);
   const y = (v) => PAD.t + (1 - (v - yMin) / (yMax - yMin)) * (H - PAD.t - PAD.b);
   const line = (vals) => vals.map((v, i) => `${i ? 'L' : 'M'}${x(steps[i]).toFixed(1)},${y(v).toFixed(1)}`).join('');
+  const decimals = Math.min(6, Math.max(0, Math.ceil(-Math.log10((yMax - yMin) / 4)) + 1));
   const grid = ticks(yMin, yMax).map((v) => s('g', {},
     s('line', { x1: PAD.l, x2: W - PAD.r, y1: y(v), y2: y(v), class: 'grid' }),
-    s('text', { x: PAD.l - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, fmtNumber(v, 3))));
+    s('text', { x: PAD.l - 8, y: y(v) + 4, 'text-anchor': 'end', class: 'tick' }, v.toFixed(decimals))));
   const xt = [...new Set(ticks(xMin, xMax, Math.min(5, xMax - xMin)).map(Math.round))].map((v) => s('text', { x: x(v), y: H - 8, 'text-anchor': 'middle', class: 'tick' }, v));
   const cross = s('line', { class: 'cross', y1: PAD.t, y2: H - PAD.b, visibility: 'hidden' });
   const dot = s('circle', { class: 'dot', r: 4, visibility: 'hidden' });
   const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'loss-svg', tabindex: 0, 'aria-label': `Loss from step ${xMin} to ${xMax}; last ${fmtNumber(loss[loss.length - 1])}` },
     ...grid, ...xt,
-    s('text', { x: W - PAD.r, y: H - 8, 'text-anchor': 'end', class: 'tick axis-label' }, 'step'),
+    s('text', { x: PAD.l - 8, y: H - 8, 'text-anchor': 'end', class: 'tick axis-label' }, 'step'),
     steps.length > 1 ? s('path', { d: line(loss), class: 'raw' }) : null,
     s('path', { d: line(smooth), class: 'smooth' }),
     steps.length === 1 ? s('circle', { cx: x(steps[0]), cy: y(loss[0]), r: 3, class: 'dot-static' }) : null,

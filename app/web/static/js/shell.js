@@ -1,5 +1,5 @@
 // The app shell: mobile navigation, org switcher, sign out.
-import { api } from './api.js';
+import { api, replacingSession } from './api.js';
 import { $ } from './dom.js';
 import { toast } from './ui.js';
 
@@ -20,6 +20,7 @@ if (toggle && sidebar) {
 const switcher = $('[data-org-switcher]');
 if (switcher) {
   switcher.addEventListener('change', async () => {
+    replacingSession();
     try {
       await api('/v1/auth/switch-org', { method: 'POST', json: { org_id: switcher.value } });
       location.assign('/');
@@ -32,6 +33,7 @@ if (switcher) {
 const signOut = $('[data-sign-out]');
 if (signOut) {
   signOut.addEventListener('click', async () => {
+    replacingSession();
     try { await api('/v1/auth/logout', { method: 'POST' }); } catch { /* signed out anyway */ }
     location.assign('/login');
   });

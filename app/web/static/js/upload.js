@@ -103,6 +103,7 @@ export class Uploader {
   }
 
   reject(path, reason) {
+    this.rejectedCount += 1;
     this.rejectBox.hidden = false;
     this.rejectList.append(h('li', { 'data-rejected': path }, h('strong', {}, path), h('span', { class: 'muted' }, ` — ${reason}`)));
   }
@@ -124,6 +125,7 @@ export class Uploader {
     this.rejectList.replaceChildren();
     this.rejectBox.hidden = true;
     this.text.textContent = 'Reading files…';
+    this.rejectedCount = 0;
     try {
       const files = await collect();
       await this.run(files);
@@ -153,7 +155,8 @@ export class Uploader {
     for (const f of all) f.ui = this.row(f.path, f.file.size);
     const total = all.reduce((n, f) => n + f.file.size, 0) || 1;
     const sent = new Map();
-    const stats = { added: 0, rejected: 0 };
+    const uploader = this;
+    const stats = { added: 0, get rejected() { return uploader.rejectedCount; } };
     const redraw = () => {
       const done = Array.from(sent.values()).reduce((a, b) => a + b, 0);
       setProgress(this.bar, (100 * done) / total);
@@ -164,16 +167,16 @@ export class Uploader {
       setProgress(f.ui.bar, (100 * loaded) / Math.max(1, size));
       redraw();
     };
-    const rejectRow = (f, reason) => { f.ui.set('rejected', reason); stats.rejected += 1; sent.set(f.path, f.file.size); this.reject(f.path, reason); };
+    const rejectRow = (f, reason) => { f.ui.set('rejected', reason); sent.set(f.path, f.file.size); this.reject(f.path, reason); };
     const created = [];
     redraw();
     for (let i = 0; i < images.length; i += BATCH) {
       created.push(...await this.batch(images.slice(i, i + BATCH), progress, rejectRow, stats, redraw));
     }
     for (const z of zips) created.push(...await this.zip(z, progress, rejectRow, stats, redraw));
-    if (captions.size && created.length) await this.applyCaptions(created, captions);
+    const captioned = captions.size && created.length ? await this.applyCaptions(created, captions) : 0;
     setProgress(this.bar, 100);
-    this.text.textContent = `Done · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added (see below)` : ''}${skipped ? ` · ${skipped} system files skipped` : ''}`;
+    this.text.textContent = `Done · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added (see below)` : ''}${captioned ? ` · ${captioned} captions from .txt files` : ''}${skipped ? ` · ${skipped} system files skipped` : ''}`;
     if (this.onDone) this.onDone({ added: stats.added, rejected: stats.rejected });
   }
 
@@ -249,7 +252,7 @@ export class Uploader {
     try {
       const result = await xhrSend('POST', `/v1/datasets/${this.datasetId}/items`, form, authHeaders('POST'), progress(z));
       stats.added += result.created.length;
-      for (const r of result.rejected) { stats.rejected += 1; this.reject(`${z.path} › ${r.filename}`, r.reason); }
+      for (const r of result.rejected) { this.reject(`${z.path} › ${r.filename}`, r.reason); }
       z.ui.set('done', `${result.created.length} added${result.rejected.length ? `, ${result.rejected.length} not` : ''}`);
       redraw();
       return result.created;
@@ -265,12 +268,13 @@ export class Uploader {
       const file = captions.get(stem(item.filename));
       if (file && !item.caption) edits.push({ id: item.id, caption: (await file.text()).trim() || null });
     }
-    if (!edits.length) return;
+    if (!edits.length) return 0;
     try {
       await api(`/v1/datasets/${this.datasetId}/items`, { method: 'PATCH', json: { items: edits } });
-      this.text.textContent += ` · ${edits.length} captions from .txt files`;
+      return edits.length;
     } catch (err) {
       this.reject('captions (.txt)', err.message);
+      return 0;
     }
   }
 }
@@ -297,7 +301,6 @@ export function wireDropzone(root, uploader) {
   $('[data-pick-files]', root).addEventListener('click', (e) => { e.stopPropagation(); pick(fileInput)(); });
   $('[data-pick-folder]', root).addEventListener('click', (e) => { e.stopPropagation(); pick(folderInput)(); });
   zone.addEventListener('click', (e) => { if (e.target === zone || e.target.closest('.dropzone-title, svg')) fileInput.click(); });
-  zone.addEventListener('keydown', (e) => { if ((e.key === 'Enter' || e.key === ' ') && e.target === zone) { e.preventDefault(); fileInput.click(); } });
   for (const input of [fileInput, folderInput]) {
     input.addEventListener('change', () => {
       const files = fromFileList(input.files);

@@ -131,10 +131,11 @@ function live() {
   source.addEventListener('validation', reloadGrid);
   source.addEventListener('status', async (e) => {
     const d = JSON.parse(e.data);
+    const ended = !ACTIVE.has(d.status);
+    if (ended && source) { source.close(); source = null; } // or EventSource reconnects
+    if (ended) metricsTimer = 0;
     await refreshAll().catch(() => {});
-    if (!ACTIVE.has(d.status)) {
-      source.close(); source = null;
-      metricsTimer = 0; loadMetrics();
+    if (ended) {
       if (d.status === 'succeeded') toast('Training finished. Compare the steps and finalize the ones you like.', 'success', { timeout: 7000 });
       if (d.status === 'failed') toast('Training failed. See the logs for details.', 'error');
     }
