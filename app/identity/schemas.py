@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from app.identity.security import ALL_SCOPES
 
@@ -36,8 +36,20 @@ class MeOut(BaseModel):
     csrf_token: str | None = Field(None, description="Send as X-CSRF-Token (session only).")
 
 
+def _email(value: str) -> str:
+    # Deliberately lenient (internal domains such as .local are fine); normalised to lower case.
+    value = value.strip().lower()
+    local, _, domain = value.partition("@")
+    if not local or not domain or " " in value or len(value) > 320:
+        raise ValueError("must be an email address like name@example.com")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+
+
 class LoginIn(BaseModel):
-    email: EmailStr
+    email: Email
     password: str = Field(min_length=1, max_length=1024)
     org_id: str | None = Field(None, description="Which org to enter when in several.")
 
@@ -83,7 +95,7 @@ class ApiKeyCreated(ApiKeyOut):
 
 class MemberCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    email: EmailStr
+    email: Email
     role: Role = "member"
     name: str = Field("", max_length=200)
     password: str | None = Field(

@@ -169,3 +169,12 @@ def test_org_switcher(client: TestClient, tenant: Tenant, other_tenant: Tenant) 
     assert r.status_code == 200, r.text
     assert client.get("/v1/me").json()["organization"]["id"] == other_tenant.org_id
     assert client.get("/v1/me").json()["principal"]["role"] == "member"
+
+
+def test_demo_style_internal_domain_can_sign_in(client: TestClient, tenant: Tenant) -> None:
+    r = client.post("/v1/members", json={"email": " Someone@Atelier.Local", "role": "member",
+                                         "password": "long-enough-pw"}, headers=tenant.auth)
+    assert r.status_code == 201 and r.json()["email"] == "someone@atelier.local"
+    login(client, "someone@atelier.local", "long-enough-pw")
+    assert_problem(client.post("/v1/auth/login", json={"email": "not-an-email",
+                                                       "password": "x"}), 422)
