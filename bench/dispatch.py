@@ -38,8 +38,10 @@ def _environment(full: bool, data_dir: Path) -> dict[str, str]:
             conn.execute(f'CREATE DATABASE "{name}"')
         base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
         redis_url = os.environ.get("ATELIER_TEST_REDIS", "redis://127.0.0.1:6379/0")
-        env.update(ATELIER_DATABASE_URL=f"{base}/{name}",
-                   ATELIER_BROKER_URL=redis_url.rsplit("/", 1)[0] + "/11")
+        env.update(
+            ATELIER_DATABASE_URL=f"{base}/{name}",
+            ATELIER_BROKER_URL=redis_url.rsplit("/", 1)[0] + "/11",
+        )
     return env
 
 
@@ -75,11 +77,29 @@ def dispatch_latency(runs: int, env: dict[str, str], key: str, dataset: str, bas
     from tests.jobs.conftest import job_body
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app:celery_app", "worker", "-Q",
-         "gpu,default", "-c", "1", "--pool", "solo", "--loglevel", "WARNING",
-         "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app:celery_app",
+            "worker",
+            "-Q",
+            "gpu,default",
+            "-c",
+            "1",
+            "--pool",
+            "solo",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     latencies = []
     try:
         with TestClient(create_app()) as client:
@@ -103,9 +123,11 @@ def dispatch_latency(runs: int, env: dict[str, str], key: str, dataset: str, bas
     finally:
         worker.terminate()
         worker.wait(30)
-    print(f"POST /v1/jobs -> running (idle worker), {runs} runs: "
-          f"median {statistics.median(latencies) * 1000:.0f} ms, "
-          f"min {min(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+    print(
+        f"POST /v1/jobs -> running (idle worker), {runs} runs: "
+        f"median {statistics.median(latencies) * 1000:.0f} ms, "
+        f"min {min(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms"
+    )
 
 
 def step_overhead(steps: int, base: str, repeats: int = 3) -> None:
@@ -124,8 +146,9 @@ def step_overhead(steps: int, base: str, repeats: int = 3) -> None:
         job = db.query(TrainingJob).order_by(TrainingJob.id.desc()).first()
         assert job is not None
         source = db.query(BaseModel).filter_by(key=base).one().source
-        config = dict(job.config, max_train_steps=steps, save_every_n_steps=5,
-                      validate_every_n_steps=10)
+        config = dict(
+            job.config, max_train_steps=steps, save_every_n_steps=5, validate_every_n_steps=10
+        )
         snapshot, org_id, job_id = job.dataset_snapshot, job.org_id, job.id
         job.status, job.worker_id, job.heartbeat_at = "running", "bench", now()
     scratch = Path(tempfile.mkdtemp())
@@ -155,10 +178,12 @@ def step_overhead(steps: int, base: str, repeats: int = 3) -> None:
     database = get_settings().database_url.split(":")[0]
     per_step = plain / steps
     extra = (reported - plain) / steps
-    print(f"training {steps} steps (checkpoint every 5, validation every 10): plain callbacks "
-          f"{plain:.2f} s ({per_step * 1000:.0f} ms/step), with the job reporter "
-          f"{reported:.2f} s -> overhead {extra * 1000:.1f} ms/step = "
-          f"{100 * extra / per_step:.1f}% of step time ({database})")
+    print(
+        f"training {steps} steps (checkpoint every 5, validation every 10): plain callbacks "
+        f"{plain:.2f} s ({per_step * 1000:.0f} ms/step), with the job reporter "
+        f"{reported:.2f} s -> overhead {extra * 1000:.1f} ms/step = "
+        f"{100 * extra / per_step:.1f}% of step time ({database})"
+    )
 
 
 def main() -> None:
