@@ -137,6 +137,29 @@ def other_tenant(service_env: dict[str, str]) -> Tenant:
     return make_tenant()
 
 
+def park_active_jobs() -> None:
+    """Cancel every active job in the shared test database.
+
+    Dispatch is global (fair across orgs, a few slots): jobs other tests left queued, or marked
+    dispatched to a broker no worker reads, would hold the slots a test's own jobs need.
+    """
+    from sqlalchemy import update
+
+    from app.core.db import session_scope
+    from app.models import TrainingJob
+
+    with session_scope() as db:
+        db.execute(update(TrainingJob).where(TrainingJob.status.in_(
+            ("queued", "running", "cancelling"))).values(status="cancelled"))
+
+
+@pytest.fixture()
+def isolated_queue(service_env: dict[str, str]) -> Iterator[None]:
+    park_active_jobs()
+    yield
+    park_active_jobs()
+
+
 def add_user(tenant: Tenant, role: str) -> tuple[str, str]:
     """A user of the tenant's org with the given role; returns (email, password)."""
     from app.core.db import session_scope

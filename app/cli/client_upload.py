@@ -8,7 +8,6 @@ completed in small batches, so an interrupt loses at most one batch of work.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from app.cli.client_http import Api, ApiError
+from app.core.hashing import file_sha256
 
 CONTENT_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                  ".webp": "image/webp"}
@@ -48,14 +48,6 @@ class UploadSummary:
                 "rejected": self.rejected, "captions_applied": self.captioned}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fp:
-        for chunk in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _caption_for(image: Path) -> str | None:
     txt = image.with_suffix(".txt")
     if not txt.is_file():
@@ -72,7 +64,7 @@ def scan(folder: Path, workers: int) -> list[LocalFile]:
 
     def load(path: Path) -> LocalFile:
         return LocalFile(path, CONTENT_TYPES[path.suffix.lower()], path.stat().st_size,
-                         _sha256(path), _caption_for(path))
+                         file_sha256(path), _caption_for(path))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(load, images))

@@ -6,16 +6,9 @@ from collections.abc import Iterator
 
 from sqlalchemy.orm import Session
 
-from app.core.db import get_sessionmaker
+from app.core.db import session_scope
 
 
 def get_db() -> Iterator[Session]:
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

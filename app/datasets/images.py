@@ -9,7 +9,6 @@ to know about EXIF. Width/height and sha256 describe the stored bytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 import warnings
@@ -18,6 +17,7 @@ from typing import IO, BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from app.core.hashing import stream_sha256
 from app.datasets import limits
 
 # Pillow format name -> (extension, content type). MPO is how Pillow names the multi-picture
@@ -30,7 +30,6 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 CONTENT_TYPES = {"image/png", "image/jpeg", "image/webp"}
 _ORIENTATION = 0x0112
-_CHUNK = 1 << 20
 
 
 class Rejected(Exception):
@@ -68,12 +67,10 @@ def check_file_size(size: int) -> None:
 
 def sha256_of(fp: IO[bytes]) -> str:
     """Hash in chunks so a large file never sits whole in memory."""
-    digest = hashlib.sha256()
     fp.seek(0)
-    while chunk := fp.read(_CHUNK):
-        digest.update(chunk)
+    digest = stream_sha256(fp)
     fp.seek(0)
-    return digest.hexdigest()
+    return digest
 
 
 def _check_pixels(width: int, height: int) -> None:

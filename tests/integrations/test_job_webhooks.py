@@ -16,7 +16,7 @@ from tests.jobs.flow import ended
 from tests.jobs.flow import wait_for as wait_for_job
 from tests.processes import celery_worker
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("isolated_queue")]
 
 
 def test_job_life_events_are_signed_and_delivered(

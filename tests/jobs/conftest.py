@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from tests.conftest import Tenant
@@ -31,6 +32,11 @@ def job_body(dataset_id: str, base_model: str, *, type_: str = "lora", steps: in
         body["caption_prefix"] = "<zkw>"
     body.update(extra)
     return body
+
+
+@pytest.fixture(autouse=True)
+def _isolated_queue(isolated_queue: None) -> None:
+    """Every job test starts with an empty queue (see tests.conftest.park_active_jobs)."""
 
 
 def png(color: tuple[int, int, int], size: int = 64) -> bytes:

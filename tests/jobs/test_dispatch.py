@@ -4,22 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import update
-
 from app.core.db import session_scope
 from app.jobs.dispatch import dispatch, pick_jobs, reconcile
 from app.jobs.state import now, transition
 from app.models import Organization, TrainingJob
 from tests.conftest import Tenant, make_tenant
-
-
-@pytest.fixture(autouse=True)
-def _only_these_jobs(service_env: dict[str, str]) -> None:
-    # Jobs left queued by other tests would take part in the global dispatch: park them.
-    with session_scope() as db:
-        db.execute(update(TrainingJob).where(TrainingJob.status.in_(
-            ("queued", "running", "cancelling"))).values(status="cancelled"))
 
 
 def _queue(tenant: Tenant, n: int) -> list[str]:

@@ -15,7 +15,7 @@ from app.models import Checkpoint, TrainingJob
 from app.storage.factory import get_storage
 from tests.conftest import Tenant, configure
 from tests.jobs.conftest import job_body, make_dataset
-from tests.jobs.flow import ended, wait_for
+from tests.jobs.flow import ended, read_events, wait_for
 from tests.processes import celery_worker, stop
 
 pytestmark = pytest.mark.slow
@@ -52,12 +52,7 @@ def test_ti_and_lora_jobs_succeed_with_live_events(
         ti = client.post("/v1/jobs", json=job_body(ds, tiny_base_model,
                                                    type_="textual_inversion"),
                          headers=tenant.auth).json()
-        events = []
-        with client.stream("GET", f"/v1/jobs/{lora['id']}/events", headers=tenant.auth) as r:
-            assert r.headers["content-type"].startswith("text/event-stream")
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    events.append(line.removeprefix("event: "))
+        events = read_events(client, tenant, lora["id"], timeout_s=240)
         wait_for(client, tenant, ti["id"], ended("succeeded"))
     assert events[0] == "status" and events[-1] == "status"
     assert "progress" in events and "checkpoint" in events and "validation" in events

@@ -7,7 +7,6 @@ after another worker took it over.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -17,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from app.core.db import session_scope
+from app.core.hashing import file_sha256
 from app.core.keys import checkpoint_prefix, validation_key
 from app.jobs.state import now
 from app.models import Checkpoint, JobLogLine, JobMetric, TrainingJob, ValidationImage
@@ -28,14 +28,6 @@ from worker.training.types import ValidationImage as ValidationImageFile
 
 log = logging.getLogger("atelier.runner")
 OWNED = ("running", "cancelling")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class JobReporter(TrainingCallbacks):
@@ -126,7 +118,7 @@ class JobReporter(TrainingCallbacks):
             with path.open("rb") as f:
                 self.storage.put(prefix + path.name, f, "application/octet-stream")
             records.append({"name": path.name, "key": prefix + path.name,
-                            "bytes": path.stat().st_size, "sha256": _sha256(path)})
+                            "bytes": path.stat().st_size, "sha256": file_sha256(path)})
         total = sum(r["bytes"] for r in records)
         with session_scope() as db:
             row = db.scalar(select(Checkpoint).where(Checkpoint.job_id == self.job_id,

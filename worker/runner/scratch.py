@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from app.core.hashing import file_sha256
 from app.storage.base import Storage
 from worker.training.types import TrainingExample
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cached_file(storage: Storage, cache_dir: Path, key: str, sha256: str, suffix: str) -> Path:
@@ -28,7 +20,7 @@ def cached_file(storage: Storage, cache_dir: Path, key: str, sha256: str, suffix
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = target.with_name(f".{target.name}.{os.getpid()}.part")
     storage.download_to(key, str(temp))
-    if _sha256(temp) != sha256:
+    if file_sha256(temp) != sha256:
         temp.unlink(missing_ok=True)
         raise RuntimeError(f"dataset file {key} does not match its recorded sha256")
     temp.replace(target)  # atomic: concurrent jobs never see a half-written file

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from app.cli.main import cli
 from worker.training.local_run import load_dataset_folder, run_config_file
 
 
@@ -25,7 +27,7 @@ def test_dataset_folder_with_txt_captions_and_jsonl(tmp_path: Path, make_dataset
     assert [(e.image_path.name, e.caption) for e in examples] == [("red-1.png", "hi")]
 
 
-def test_run_config_file(
+def test_atelier_train_command(
     tmp_path: Path, tiny_models: dict[str, Path], make_dataset: Any, make_config: Any
 ) -> None:
     make_dataset(tmp_path / "images")
@@ -34,7 +36,9 @@ def test_run_config_file(
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "out"
-    run_config_file(path, out)
+    # Through the real `atelier train` command, as a user runs it.
+    result = CliRunner().invoke(cli, ["train", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
     assert (out / "checkpoints" / "step-000002" / "lora.safetensors").exists()
     assert (out / "validation" / "step-000000" / "p0-0.webp").exists()
 
