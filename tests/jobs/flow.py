@@ -13,7 +13,8 @@ from tests.conftest import Tenant
 
 
 def wait_for(client: TestClient, tenant: Tenant, job_id: str,
-             until: Callable[[dict[str, Any]], bool], timeout_s: float = 240) -> dict[str, Any]:
+             until: Callable[[dict[str, Any]], bool], timeout_s: float = 240,
+             poll_s: float = 0.5) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     job: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -23,7 +24,7 @@ def wait_for(client: TestClient, tenant: Tenant, job_id: str,
         if job["status"] == "failed":
             logs = client.get(f"/v1/jobs/{job_id}/logs", headers=tenant.auth).text
             raise AssertionError(f"job failed: {job['error']}\n{logs[-3000:]}")
-        time.sleep(0.5)
+        time.sleep(poll_s)
     raise TimeoutError(f"job {job_id} still {job.get('status')} at step "
                        f"{job.get('progress', {}).get('step')} after {timeout_s}s")
 

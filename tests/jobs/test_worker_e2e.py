@@ -99,23 +99,24 @@ def test_sigkilled_worker_job_resumes_on_another_worker(
     client: TestClient, tenant: Tenant, tiny_base_model: str, fast_recovery: dict[str, str],
 ) -> None:
     ds = make_dataset(tenant, 2)
-    job = client.post("/v1/jobs", json=job_body(ds, tiny_base_model, steps=16, every=4,
-                                                caption_prefix="zkw"),
-                      headers=tenant.auth).json()
+    # Long enough that the kill lands mid-run; a training state is saved every 5 steps.
+    body = job_body(ds, tiny_base_model, steps=80, every=5, caption_prefix="zkw",
+                    validate_every_n_steps=40)
+    job = client.post("/v1/jobs", json=body, headers=tenant.auth).json()
     with celery_worker(fast_recovery) as first:
-        wait_for(client, tenant, job["id"], lambda j: j["progress"]["step"] >= 5)
+        wait_for(client, tenant, job["id"], lambda j: j["progress"]["step"] >= 6, poll_s=0.05)
         stop(first, sig=signal.SIGKILL)
     killed_at = client.get(f"/v1/jobs/{job['id']}", headers=tenant.auth).json()
-    assert killed_at["status"] == "running"
+    assert killed_at["status"] == "running" and killed_at["progress"]["step"] < 80
     time.sleep(4.5)  # the heartbeat goes stale
     counts = reconcile_and_dispatch()
     assert counts["requeued"] == 1, counts
     with celery_worker(fast_recovery):
         done = wait_for(client, tenant, job["id"], ended("succeeded"))
-    assert done["attempts"] == 2 and done["progress"]["step"] == 16
+    assert done["attempts"] == 2 and done["progress"]["step"] == 80
     with session_scope() as db:
         steps = [c.step for c in db.query(Checkpoint).filter_by(job_id=job["id"])]
-    assert sorted(steps) == [4, 8, 12, 16], "no duplicate or missing checkpoints"
+    assert sorted(steps) == list(range(5, 81, 5)), "no duplicate or missing checkpoints"
     logs = client.get(f"/v1/jobs/{job['id']}/logs", headers=tenant.auth).text
     assert "resuming from the training state saved at step" in logs
 
