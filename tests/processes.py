@@ -32,10 +32,13 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @contextmanager
 def celery_worker(env: dict[str, str], *, queues: str = "gpu,default",
-                  log_path: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+                  log_path: Path | None = None, beat_schedule: Path | None = None,
+                  ) -> Iterator[subprocess.Popen[bytes]]:
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app:celery_app", "worker",
             "-Q", queues, "-c", "1", "--pool", "solo", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if beat_schedule is not None:  # run the periodic tasks in this worker, as `atelier up` does
+        argv += ["--beat", "--schedule", str(beat_schedule)]
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(argv, cwd=ROOT, env=child_env(env), stdout=out,
                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -42,6 +42,13 @@ def make_celery() -> Celery:
             {"visibility_timeout": 6 * 3600} if s.broker_url.startswith("redis") else {}
         ),
         timezone="UTC",
+        # Run by `celery beat` (compose `scheduler`, or embedded in `atelier up`'s worker).
+        beat_schedule={
+            "reconcile-jobs": {"task": "atelier.reconcile",
+                               "schedule": s.reconcile_interval_s},
+            "resend-stale-webhooks": {"task": "atelier.resend_stale_webhooks",
+                                      "schedule": s.reconcile_interval_s * 6},
+        },
     )
     return app
 

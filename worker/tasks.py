@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
 
-from app.core.settings import get_settings
 from worker.celery_app import celery_app
 
 
@@ -27,12 +25,3 @@ def reconcile() -> dict[str, int]:
     from app.jobs.dispatch import reconcile_and_dispatch
 
     return reconcile_and_dispatch()
-
-
-@celery_app.on_after_configure.connect
-def _schedule(sender: Any, **_: Any) -> None:
-    interval = get_settings().reconcile_interval_s
-    sender.add_periodic_task(interval, reconcile.s(), name="reconcile jobs")
-    sender.add_periodic_task(
-        interval * 6, sender.signature("atelier.resend_stale_webhooks"), name="resend webhooks"
-    )

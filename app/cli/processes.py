@@ -34,6 +34,7 @@ def run_all_in_one(host: str, port: int) -> None:
     upgrade()
     with session_scope() as db:
         seeded = seed_demo(db, settings.data_dir.resolve())
+    _declare_broker_queues()
     url = f"http://{host}:{port}"
     if seeded is not None:
         _, key = seeded
@@ -48,6 +49,17 @@ def run_all_in_one(host: str, port: int) -> None:
     import uvicorn
 
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port)
+
+
+def _declare_broker_queues() -> None:
+    # Create the broker's tables/queues once, before the API and the worker race to do it.
+    from kombu import Queue
+
+    from worker.celery_app import DEFAULT_QUEUE, GPU_QUEUE, celery_app
+
+    with celery_app.connection_for_write() as conn:
+        for name in (GPU_QUEUE, DEFAULT_QUEUE):
+            Queue(name, channel=conn.default_channel).declare()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -90,8 +90,12 @@ def send(job_ids: list[str]) -> None:
     for job_id in job_ids:
         try:
             celery_app.send_task(TRAIN_TASK, args=[job_id], queue=GPU_QUEUE)
-        except Exception:  # the broker is down: the reconciler sends it again later
+        except Exception:  # the broker is down: unmark it so the next dispatch sends it again
             log.exception("could not send job %s to the broker", job_id)
+            with session_scope() as db:
+                db.execute(update(TrainingJob).where(
+                    TrainingJob.id == job_id, TrainingJob.status == "queued"
+                ).values(dispatched_at=None).execution_options(synchronize_session=False))
 
 
 def dispatch_soon() -> None:

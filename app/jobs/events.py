@@ -1,24 +1,28 @@
 """Server-Sent Events for a job: progress, checkpoint, validation and status, as they happen.
 
 The database is the source (it is the truth, and it works the same on SQLite and PostgreSQL);
-the stream polls it briefly and sends only what changed. It ends once the job has ended.
+the stream reads it and sends only what changed. With Redis (full stack) it waits for the
+worker's pub/sub wake-up between reads, else it polls. It ends once the job has ended.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import redis
 from sqlalchemy import func, select
 
 from app.core.db import session_scope
+from app.jobs import signals
 from app.jobs.rendering import eta_seconds
 from app.jobs.state import TERMINAL
 from app.models import Checkpoint, TrainingJob, ValidationImage
 
 POLL_S = 0.5
+WAKEUP_WAIT_S = 2.0  # with pub/sub: the longest wait between reads if no wake-up comes
 KEEPALIVE_S = 15.0
 MAX_STREAM_S = 6 * 3600
 
@@ -35,6 +39,7 @@ def stream(job_id: str, *, poll_s: float = POLL_S) -> Iterator[str]:
     event_id = 0
     started = last_sent = time.monotonic()
     yield "retry: 2000\n\n"
+    wait = _waiter(job_id, poll_s)
     while time.monotonic() - started < MAX_STREAM_S:
         out: list[tuple[str, dict[str, Any]]] = []
         with session_scope() as db:
@@ -65,8 +70,37 @@ def stream(job_id: str, *, poll_s: float = POLL_S) -> Iterator[str]:
             yield sse(name, {"job_id": job_id, **data}, event_id)
             last_sent = time.monotonic()
         if ended:
+            wait(close=True)
             return
         if time.monotonic() - last_sent > KEEPALIVE_S:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
-        time.sleep(poll_s)
+        wait()
+
+
+def _waiter(job_id: str, poll_s: float) -> Callable[..., None]:
+    """Sleep until the job may have changed: a Redis wake-up if we can subscribe, else poll."""
+    r = signals.client()
+    pubsub = None
+    if r is not None:
+        try:
+            pubsub = r.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(signals.channel(job_id))
+        except redis.RedisError:
+            pubsub = None
+
+    def wait(close: bool = False) -> None:
+        nonlocal pubsub
+        if close:
+            if pubsub is not None:
+                pubsub.close()
+            return
+        if pubsub is None:
+            time.sleep(poll_s)
+            return
+        try:
+            pubsub.get_message(timeout=WAKEUP_WAIT_S)
+        except redis.RedisError:
+            pubsub = None  # fall back to polling for the rest of this stream
+
+    return wait

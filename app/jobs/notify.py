@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from app.core.after_commit import defer
 from app.integrations.webhooks import emit_event
+from app.jobs import signals
 from app.models import TrainingJob
 
 EVENTS = {"running": "job.started", "succeeded": "job.succeeded", "failed": "job.failed",
@@ -12,6 +14,8 @@ EVENTS = {"running": "job.started", "succeeded": "job.succeeded", "failed": "job
 
 
 def job_status_changed(db: Session, job: TrainingJob, status: str) -> None:
+    job_id = job.id
+    defer(db, lambda: signals.notify(job_id))  # live streams look again once this commits
     event = EVENTS.get(status)
     if event is None:
         return

@@ -25,7 +25,8 @@ def test_docker_compose_config_validates() -> None:
     r = subprocess.run([*_compose_cmd(), "config"], cwd=ROOT, env=env, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    for service in ("postgres", "redis", "minio", "minio-init", "migrate", "api", "worker"):
+    for service in ("postgres", "redis", "minio", "minio-init", "migrate", "api", "scheduler",
+                    "worker"):
         assert re.search(rf"^  {re.escape(service)}:", r.stdout, re.M), service
     assert "capabilities:" in r.stdout and "gpu" in r.stdout
 

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from app.core.db import session_scope
 from app.core.hashing import file_sha256
 from app.core.keys import checkpoint_prefix, validation_key
+from app.jobs import signals
 from app.jobs.state import now
 from app.models import Checkpoint, JobLogLine, JobMetric, TrainingJob, ValidationImage
 from app.storage.base import Storage
@@ -71,6 +72,7 @@ class JobReporter(TrainingCallbacks):
             moved = db.execute(update(TrainingJob).where(self._owned()).values(**values)
                                .execution_options(synchronize_session=False)).rowcount
             status = db.scalar(select(TrainingJob.status).where(TrainingJob.id == self.job_id))
+        signals.notify(self.job_id)
         if not moved:  # cancelled for good, or requeued and taken over by another worker
             self.lost = True
             self._stop = True
@@ -128,6 +130,7 @@ class JobReporter(TrainingCallbacks):
                                   files=records, bytes=total))
             else:
                 row.files, row.bytes = records, total
+        signals.notify(self.job_id)
         self.on_log(f"checkpoint saved at step {step} ({total / 1e6:.2f} MB)")
 
     def on_validation(self, step: int, images: list[ValidationImageFile]) -> None:
@@ -144,6 +147,7 @@ class JobReporter(TrainingCallbacks):
             db.execute(delete(ValidationImage).where(ValidationImage.job_id == self.job_id,
                                                      ValidationImage.step == step))
             db.add_all(rows)
+        signals.notify(self.job_id)
 
     def on_training_state(self, step: int, path: Path) -> None:
         upload_state(self.storage, self.org_id, self.job_id, step, path)
