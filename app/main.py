@@ -36,6 +36,3 @@ def create_app() -> FastAPI:
     install_web(app)
     install_openapi(app)
     return app
-
-
-
