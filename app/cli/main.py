@@ -111,19 +111,19 @@ def api_keys_create(org_slug: str, name: str, scopes: tuple[str, ...], as_json: 
 
     from app.core.db import session_scope
     from app.identity import service
-    from app.identity.security import ALL_SCOPES
+    from app.identity.security import DEFAULT_KEY_SCOPES, check_scopes
     from app.models import Organization
 
-    wanted = [s for group in scopes for s in group.split(",") if s] or [
-        s for s in ALL_SCOPES if s != "admin"]
-    unknown = sorted(set(wanted) - set(ALL_SCOPES))
-    if unknown:
-        raise click.BadParameter(f"unknown scopes {unknown}; allowed {list(ALL_SCOPES)}")
+    wanted = [s for group in scopes for s in group.split(",") if s] or list(DEFAULT_KEY_SCOPES)
+    try:
+        wanted = check_scopes(wanted)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     with session_scope() as db:
         org = db.scalar(select(Organization).where(Organization.slug == org_slug))
         if org is None:
             raise click.ClickException(f"no organization with slug '{org_slug}'")
-        row, key = service.create_api_key(db, org.id, name, sorted(set(wanted)))
+        row, key = service.create_api_key(db, org.id, name, wanted)
         out = {"id": row.id, "name": name, "key": key, "scopes": row.scopes, "org": org.slug}
     if as_json:
         _echo_json(out)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from app.identity.security import ALL_SCOPES
+from app.identity.security import DEFAULT_KEY_SCOPES, check_scopes
 
 Role = Literal["owner", "admin", "member", "viewer"]
 
@@ -58,23 +58,16 @@ class SwitchOrgIn(BaseModel):
     org_id: str
 
 
-def _check_scopes(scopes: list[str]) -> list[str]:
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
-    if unknown:
-        raise ValueError(f"unknown scopes {unknown}; allowed: {list(ALL_SCOPES)}")
-    return sorted(set(scopes))
-
-
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] = Field(
-        default_factory=lambda: [s for s in ALL_SCOPES if s != "admin"],
+        default_factory=lambda: list(DEFAULT_KEY_SCOPES),
         description="Defaults to every scope except admin.",
     )
     expires_at: datetime | None = None
 
-    _scopes = field_validator("scopes")(_check_scopes)
+    _scopes = field_validator("scopes")(check_scopes)
 
 
 class ApiKeyOut(BaseModel):

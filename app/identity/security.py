@@ -17,11 +17,21 @@ ALL_SCOPES = (
     "models:read", "models:write", "admin",
 )
 READ_SCOPES = tuple(s for s in ALL_SCOPES if s.endswith(":read"))
+# What a new API key gets when its creator names no scopes: everything but admin.
+DEFAULT_KEY_SCOPES = tuple(s for s in ALL_SCOPES if s != "admin")
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    """The scopes, de-duplicated and sorted; ValueError naming any unknown one."""
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown:
+        raise ValueError(f"unknown scopes {unknown}; allowed: {list(ALL_SCOPES)}")
+    return sorted(set(scopes))
 
 ROLE_SCOPES: dict[str, tuple[str, ...]] = {
     "owner": ALL_SCOPES,
     "admin": ALL_SCOPES,
-    "member": tuple(s for s in ALL_SCOPES if s != "admin"),
+    "member": DEFAULT_KEY_SCOPES,
     "viewer": READ_SCOPES,
 }
 ROLE_RANK = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
