@@ -47,11 +47,11 @@ def path_object(model: type[M], param: str, *, what: str, scope: str) -> Callabl
     Being a dependency, it runs before the request body is validated, so another org's object
     is a 404 whatever the body says. It also enforces ``scope``.
     """
-    from app.core.deps import get_db
+    from app.core.deps import DB
     from app.identity.principal import require
 
     def dependency(
-        request: Request, db: Session = Depends(get_db),
+        request: Request, db: Session = DB,
         principal: Principal = Depends(require(scope)),
     ) -> M:
         return get_scoped(db, model, request.path_params[param], principal, what=what)

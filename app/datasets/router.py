@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import scoped
@@ -48,7 +48,7 @@ router.include_router(captions_router)
 
 @router.post("/datasets", response_model=DatasetOut, status_code=201,
              operation_id="create_dataset")
-def create_dataset(body: DatasetCreate, request: Request, db: Session = Depends(get_db),
+def create_dataset(body: DatasetCreate, request: Request, db: Session = DB,
                    principal: Principal = Depends(can_write)) -> DatasetOut:
     dataset = service.create_dataset(db, principal, body.name, body.description)
     audit.record(db, principal, "dataset.create", request=request, target_type="dataset",
@@ -57,7 +57,7 @@ def create_dataset(body: DatasetCreate, request: Request, db: Session = Depends(
 
 
 @router.get("/datasets", response_model=Page[DatasetOut], operation_id="list_datasets")
-def list_datasets(page: PageParams = Depends(), db: Session = Depends(get_db),
+def list_datasets(page: PageParams = Depends(), db: Session = DB,
                   principal: Principal = Depends(can_read)) -> dict:
     result = paginate(db, scoped(Dataset, principal), Dataset.id, page, lambda d: d)
     result["items"] = views.datasets_out(db, result["items"])  # counts in one query per page
@@ -65,7 +65,7 @@ def list_datasets(page: PageParams = Depends(), db: Session = Depends(get_db),
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut, operation_id="get_dataset")
-def get_dataset(dataset_id: str, db: Session = Depends(get_db),
+def get_dataset(dataset_id: str, db: Session = DB,
                 dataset: Dataset = Depends(dataset_r)) -> DatasetOut:
     return views.dataset_out(db, dataset)
 
@@ -73,7 +73,7 @@ def get_dataset(dataset_id: str, db: Session = Depends(get_db),
 @router.patch("/datasets/{dataset_id}", response_model=DatasetOut,
               operation_id="update_dataset")
 def update_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
-                   db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                   db: Session = DB, dataset: Dataset = Depends(dataset_w),
                    principal: Principal = Depends(can_write)) -> DatasetOut:
     changes = body.model_dump(exclude_unset=True)
     service.update_dataset(dataset, changes)
@@ -83,7 +83,7 @@ def update_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204, operation_id="delete_dataset")
-def delete_dataset(dataset_id: str, request: Request, db: Session = Depends(get_db),
+def delete_dataset(dataset_id: str, request: Request, db: Session = DB,
                    dataset: Dataset = Depends(dataset_w),
                    principal: Principal = Depends(can_write),
                    storage: Storage = Depends(get_storage)) -> Response:
@@ -95,7 +95,7 @@ def delete_dataset(dataset_id: str, request: Request, db: Session = Depends(get_
 
 # --- multipart upload -------------------------------------------------------------------------
 
-def _precheck(request: Request, db: Session = Depends(get_db),
+def _precheck(request: Request, db: Session = DB,
               dataset: Dataset = Depends(dataset_w),
               principal: Principal = Depends(can_write)) -> None:
     """Refuse from Content-Length alone, before a byte of the body is read."""
@@ -130,7 +130,7 @@ _MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-
 
 @router.post("/datasets/{dataset_id}/items", response_model=UploadResult,
              operation_id="upload_items", openapi_extra=_MULTIPART_DOC)
-def upload_items(dataset_id: str, request: Request, db: Session = Depends(get_db),
+def upload_items(dataset_id: str, request: Request, db: Session = DB,
                  dataset: Dataset = Depends(dataset_w),
                  principal: Principal = Depends(can_write),
                  storage: Storage = Depends(get_storage),
@@ -162,7 +162,7 @@ def _finish(db: Session, request: Request, principal: Principal, storage: Storag
 @router.post("/datasets/{dataset_id}/uploads", response_model=PresignResponse,
              operation_id="create_uploads")
 def create_uploads(dataset_id: str, body: PresignRequest, request: Request,
-                   db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                   db: Session = DB, dataset: Dataset = Depends(dataset_w),
                    principal: Principal = Depends(can_write),
                    storage: Storage = Depends(get_storage)) -> PresignResponse:
     files = [f.model_dump() for f in body.files]
@@ -176,7 +176,7 @@ def create_uploads(dataset_id: str, body: PresignRequest, request: Request,
 @router.post("/datasets/{dataset_id}/uploads/complete", response_model=UploadResult,
              operation_id="complete_uploads")
 def complete_uploads(dataset_id: str, body: CompleteRequest, request: Request,
-                     db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                     db: Session = DB, dataset: Dataset = Depends(dataset_w),
                      principal: Principal = Depends(can_write),
                      storage: Storage = Depends(get_storage)) -> UploadResult:
     ing = uploads.complete(db, storage, principal, dataset, body.upload_ids)
@@ -189,7 +189,7 @@ def complete_uploads(dataset_id: str, body: CompleteRequest, request: Request,
             operation_id="list_items")
 def list_items(dataset_id: str, page: PageParams = Depends(),
                uncaptioned: bool = Query(False, description="Only items without a caption."),
-               db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_r),
+               db: Session = DB, dataset: Dataset = Depends(dataset_r),
                storage: Storage = Depends(get_storage)) -> dict:
     stmt = repository.items_stmt(dataset, uncaptioned=uncaptioned)
     return paginate(db, stmt, DatasetItem.id, page, lambda i: views.item_out(storage, i))
@@ -198,7 +198,7 @@ def list_items(dataset_id: str, page: PageParams = Depends(),
 @router.patch("/datasets/{dataset_id}/items", response_model=BulkEditResult,
               operation_id="update_items")
 def update_items(dataset_id: str, body: BulkCaptionEdit, request: Request,
-                 db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                 db: Session = DB, dataset: Dataset = Depends(dataset_w),
                  principal: Principal = Depends(can_write),
                  storage: Storage = Depends(get_storage)) -> BulkEditResult:
     items = captions.set_captions(db, dataset, [(e.id, e.caption) for e in body.items])
@@ -219,7 +219,7 @@ def get_item(dataset_id: str, item_id: str, dataset: Dataset = Depends(dataset_r
 @router.patch("/datasets/{dataset_id}/items/{item_id}", response_model=ItemOut,
               operation_id="update_item")
 def update_item(dataset_id: str, item_id: str, body: CaptionUpdate, request: Request,
-                db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                db: Session = DB, dataset: Dataset = Depends(dataset_w),
                 item: DatasetItem = Depends(item_w), principal: Principal = Depends(can_write),
                 storage: Storage = Depends(get_storage)) -> ItemOut:
     in_dataset(item, dataset)
@@ -233,7 +233,7 @@ def update_item(dataset_id: str, item_id: str, body: CaptionUpdate, request: Req
 @router.delete("/datasets/{dataset_id}/items/{item_id}", status_code=204,
                operation_id="delete_item")
 def delete_item(dataset_id: str, item_id: str, request: Request,
-                db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                db: Session = DB, dataset: Dataset = Depends(dataset_w),
                 item: DatasetItem = Depends(item_w), principal: Principal = Depends(can_write),
                 storage: Storage = Depends(get_storage)) -> Response:
     service.delete_item(db, storage, dataset, in_dataset(item, dataset))

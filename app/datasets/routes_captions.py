@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.datasets import captions, export, repository, service
 from app.datasets.deps import can_write, dataset_r, dataset_w
 from app.datasets.schemas import BulkCaptionOp, BulkOpResult, CaptionImportResult
@@ -23,7 +23,7 @@ router = APIRouter()
 @router.post("/datasets/{dataset_id}/captions/bulk", response_model=BulkOpResult,
              operation_id="bulk_caption_op")
 def bulk_caption_op(dataset_id: str, body: BulkCaptionOp, request: Request,
-                    db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                    db: Session = DB, dataset: Dataset = Depends(dataset_w),
                     principal: Principal = Depends(can_write)) -> BulkOpResult:
     updated = captions.bulk_op(
         db, dataset, body.op, item_ids=body.item_ids, text=body.text, find=body.find,
@@ -41,7 +41,7 @@ def bulk_caption_op(dataset_id: str, body: BulkCaptionOp, request: Request,
 def import_captions(dataset_id: str, request: Request,
                     file: UploadFile = File(description="data.jsonl, or a .zip of .txt "
                                                         "captions and/or data.jsonl"),
-                    db: Session = Depends(get_db), dataset: Dataset = Depends(dataset_w),
+                    db: Session = DB, dataset: Dataset = Depends(dataset_w),
                     principal: Principal = Depends(can_write)) -> CaptionImportResult:
     result = captions.import_captions(db, dataset, file.file)
     service.touch(dataset)
@@ -56,7 +56,7 @@ def import_captions(dataset_id: str, request: Request,
             response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {}},
                              "description": "images + .txt captions + data.jsonl"}})
-def export_dataset(dataset_id: str, db: Session = Depends(get_db),
+def export_dataset(dataset_id: str, db: Session = DB,
                    dataset: Dataset = Depends(dataset_r),
                    storage: Storage = Depends(get_storage)) -> StreamingResponse:
     entries = export.plan(repository.all_items(db, dataset))

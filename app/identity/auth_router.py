@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.settings import get_settings
 from app.identity import service
@@ -56,7 +56,7 @@ def _me(db: Session, principal: Principal) -> MeOut:
 
 
 @router.get("/me", response_model=MeOut, operation_id="get_me")
-def get_me(principal: Principal = Depends(get_principal), db: Session = Depends(get_db)) -> MeOut:
+def get_me(principal: Principal = Depends(get_principal), db: Session = DB) -> MeOut:
     return _me(db, principal)
 
 
@@ -90,7 +90,7 @@ def _open_session(db: Session, request: Request, response: Response, user: User,
 @router.post("/auth/login", response_model=MeOut, operation_id="login",
              responses={401: {"description": "Wrong email or password"}})
 def login(body: LoginIn, request: Request, response: Response,
-          db: Session = Depends(get_db)) -> MeOut:
+          db: Session = DB) -> MeOut:
     user = service.authenticate(db, body.email, body.password)
     memberships = service.memberships_of(db, user)
     if not memberships:
@@ -104,7 +104,7 @@ def login(body: LoginIn, request: Request, response: Response,
 @router.post("/auth/switch-org", response_model=MeOut, operation_id="switch_org")
 def switch_org(body: SwitchOrgIn, request: Request, response: Response,
                principal: Principal = Depends(get_principal),
-               db: Session = Depends(get_db)) -> MeOut:
+               db: Session = DB) -> MeOut:
     if principal.user is None or principal.session is None:
         raise Forbidden("Only a signed-in user can switch organizations.")
     if not any(m.org_id == body.org_id for m in service.memberships_of(db, principal.user)):
@@ -114,7 +114,7 @@ def switch_org(body: SwitchOrgIn, request: Request, response: Response,
 
 
 @router.post("/auth/logout", status_code=204, operation_id="logout")
-def logout(request: Request, response: Response, db: Session = Depends(get_db)) -> Response:
+def logout(request: Request, response: Response, db: Session = DB) -> Response:
     try:
         principal = get_principal(request, db)
     except Unauthorized:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Forbidden
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
@@ -30,14 +30,14 @@ _api_key = path_object(ApiKey, "key_id", what="API key", scope="admin")
 # --- API keys ---------------------------------------------------------------------------------
 
 @router.get("/api-keys", response_model=Page[ApiKeyOut], operation_id="list_api_keys")
-def list_api_keys(page: PageParams = Depends(), db: Session = Depends(get_db),
+def list_api_keys(page: PageParams = Depends(), db: Session = DB,
                   principal: Principal = Depends(require("admin"))) -> dict:
     return paginate(db, scoped(ApiKey, principal), ApiKey.id, page, ApiKeyOut.model_validate)
 
 
 @router.post("/api-keys", response_model=ApiKeyCreated, status_code=201,
              operation_id="create_api_key")
-def create_api_key(body: ApiKeyCreate, request: Request, db: Session = Depends(get_db),
+def create_api_key(body: ApiKeyCreate, request: Request, db: Session = DB,
                    principal: Principal = Depends(require("admin"))) -> ApiKeyCreated:
     if not set(body.scopes) <= principal.scopes:
         raise Forbidden("A key cannot carry scopes its creator does not have.")
@@ -51,7 +51,7 @@ def create_api_key(body: ApiKeyCreate, request: Request, db: Session = Depends(g
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, operation_id="revoke_api_key")
-def revoke_api_key(key_id: str, request: Request, db: Session = Depends(get_db),
+def revoke_api_key(key_id: str, request: Request, db: Session = DB,
                    principal: Principal = Depends(require("admin")),
                    row: ApiKey = Depends(_api_key)) -> Response:
     if row.revoked_at is None:

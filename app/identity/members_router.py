@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Forbidden
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
@@ -34,13 +34,13 @@ def _member_out(m: Membership) -> MemberOut:
 
 
 @router.get("/members", response_model=Page[MemberOut], operation_id="list_members")
-def list_members(page: PageParams = Depends(), db: Session = Depends(get_db),
+def list_members(page: PageParams = Depends(), db: Session = DB,
                  principal: Principal = Depends(get_principal)) -> dict:
     return paginate(db, scoped(Membership, principal), Membership.id, page, _member_out)
 
 
 @router.post("/members", response_model=MemberOut, status_code=201, operation_id="add_member")
-def add_member(body: MemberCreate, request: Request, db: Session = Depends(get_db),
+def add_member(body: MemberCreate, request: Request, db: Session = DB,
                principal: Principal = Depends(require("admin", min_role="admin"))) -> MemberOut:
     if body.role == "owner" and principal.role not in (None, "owner"):
         raise Forbidden("Only an owner can grant the owner role.")
@@ -53,7 +53,7 @@ def add_member(body: MemberCreate, request: Request, db: Session = Depends(get_d
 
 @router.patch("/members/{member_id}", response_model=MemberOut, operation_id="update_member")
 def update_member(member_id: str, body: MemberUpdate, request: Request,
-                  db: Session = Depends(get_db),
+                  db: Session = DB,
                   principal: Principal = Depends(require("admin", min_role="admin")),
                   m: Membership = Depends(_member)) -> MemberOut:
     service.check_role_change(db, principal.role, m, body.role)
@@ -64,7 +64,7 @@ def update_member(member_id: str, body: MemberUpdate, request: Request,
 
 
 @router.delete("/members/{member_id}", status_code=204, operation_id="remove_member")
-def remove_member(member_id: str, request: Request, db: Session = Depends(get_db),
+def remove_member(member_id: str, request: Request, db: Session = DB,
                   principal: Principal = Depends(require("admin", min_role="admin")),
                   m: Membership = Depends(_member)) -> Response:
     service.check_role_change(db, principal.role, m, "viewer" if m.role == "owner" else m.role)

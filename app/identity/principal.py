@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Forbidden, Unauthorized
 from app.identity.security import (
     ALL_SCOPES,
@@ -111,7 +111,7 @@ def _from_session(db: Session, request: Request, token: str) -> Principal:
     )
 
 
-def get_principal(request: Request, db: Session = Depends(get_db)) -> Principal:
+def get_principal(request: Request, db: Session = DB) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Unprocessable
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import scoped
@@ -41,7 +41,7 @@ def list_audit_events(
     target_id: str | None = Query(None, max_length=64),
     since: datetime | None = Query(None, description="Only events at or after (ISO 8601)."),
     until: datetime | None = Query(None, description="Only events before (ISO 8601)."),
-    db: Session = Depends(get_db),
+    db: Session = DB,
     principal: Principal = Depends(require("admin")),
 ) -> dict[str, Any]:
     texts = {"action": action, "actor_id": actor_id, "target_type": target_type,

@@ -21,7 +21,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import AppError, TooManyRequests
 from app.core.settings import get_settings
 from app.identity.principal import SESSION_COOKIE, get_principal
@@ -140,7 +140,7 @@ def _exceeded(what: str, limit: Limit, retry_after: int) -> TooManyRequests:
     )
 
 
-def rate_limit(request: Request, db: Session = Depends(get_db)) -> None:
+def rate_limit(request: Request, db: Session = DB) -> None:
     """App-wide dependency: counts the request against its key (or user) and its org."""
     if request.url.path.startswith(EXEMPT_PREFIXES):
         return

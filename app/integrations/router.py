@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Conflict, Forbidden
 from app.core.tenancy import path_object
 from app.identity.principal import Principal, get_principal, require
@@ -34,7 +34,7 @@ _api_key = path_object(ApiKey, "key_id", what="API key", scope="admin")
 @router.get("/usage", response_model=UsageOut, operation_id="get_usage", tags=["usage"],
             responses={401: {"description": "Not authenticated"},
                        429: {"description": "Rate limited"}})
-def get_usage(db: Session = Depends(get_db),
+def get_usage(db: Session = DB,
               principal: Principal = Depends(get_principal)) -> dict[str, Any]:
     """The org's consumption against its limits. Any signed-in member or key may read it."""
     return quotas.usage(db, principal.organization)
@@ -49,7 +49,7 @@ def get_usage(db: Session = Depends(get_db),
                409: {"description": "The key is revoked or expired"},
                429: {"description": "Rate limited"}},
 )
-def rotate_api_key(key_id: str, request: Request, db: Session = Depends(get_db),
+def rotate_api_key(key_id: str, request: Request, db: Session = DB,
                    principal: Principal = Depends(require("admin")),
                    row: ApiKey = Depends(_api_key)) -> ApiKeyCreated:
     """A new secret for the same key: id, name, scopes and expiry stay; the old secret stops

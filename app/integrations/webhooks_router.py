@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from app.core import audit
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.errors import Conflict
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import get_scoped, path_object, scoped
@@ -36,7 +36,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/webhooks", response_model=Page[WebhookOut], operation_id="list_webhooks",
             responses=_ERRORS)
-def list_webhooks(page: PageParams = Depends(), db: Session = Depends(get_db),
+def list_webhooks(page: PageParams = Depends(), db: Session = DB,
                   principal: Principal = Depends(require("admin"))) -> dict[str, Any]:
     return paginate(db, scoped(WebhookEndpoint, principal), WebhookEndpoint.id, page,
                     WebhookOut.model_validate)
@@ -44,7 +44,7 @@ def list_webhooks(page: PageParams = Depends(), db: Session = Depends(get_db),
 
 @router.post("/webhooks", response_model=WebhookCreated, status_code=201,
              operation_id="create_webhook", responses=_ERRORS)
-def create_webhook(body: WebhookCreate, request: Request, db: Session = Depends(get_db),
+def create_webhook(body: WebhookCreate, request: Request, db: Session = DB,
                    principal: Principal = Depends(require("admin"))) -> WebhookCreated:
     row = webhooks.create_endpoint(db, principal.org_id, body.url, list(body.events),
                                    body.description, body.active)
@@ -62,7 +62,7 @@ def get_webhook(webhook_id: str, row: WebhookEndpoint = Depends(_webhook)) -> We
 @router.patch("/webhooks/{webhook_id}", response_model=WebhookOut,
               operation_id="update_webhook", responses=_ERRORS)
 def update_webhook(webhook_id: str, body: WebhookUpdate, request: Request,
-                   db: Session = Depends(get_db),
+                   db: Session = DB,
                    principal: Principal = Depends(require("admin")),
                    row: WebhookEndpoint = Depends(_webhook)) -> WebhookEndpoint:
     changes = body.model_dump(exclude_none=True)
@@ -76,7 +76,7 @@ def update_webhook(webhook_id: str, body: WebhookUpdate, request: Request,
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, operation_id="delete_webhook",
                responses=_ERRORS)
-def delete_webhook(webhook_id: str, request: Request, db: Session = Depends(get_db),
+def delete_webhook(webhook_id: str, request: Request, db: Session = DB,
                    principal: Principal = Depends(require("admin")),
                    row: WebhookEndpoint = Depends(_webhook)) -> Response:
     # Deliveries go with it (FK cascade); a queued attempt then finds nothing and stops.
@@ -90,7 +90,7 @@ def delete_webhook(webhook_id: str, request: Request, db: Session = Depends(get_
             operation_id="list_webhook_deliveries", responses=_ERRORS)
 def list_deliveries(webhook_id: str, page: PageParams = Depends(),
                     status: DeliveryStatus | None = Query(None, description="Only this status."),
-                    db: Session = Depends(get_db),
+                    db: Session = DB,
                     principal: Principal = Depends(require("admin")),
                     row: WebhookEndpoint = Depends(_webhook)) -> dict[str, Any]:
     stmt = scoped(WebhookDelivery, principal).where(WebhookDelivery.endpoint_id == row.id)
@@ -101,7 +101,7 @@ def list_deliveries(webhook_id: str, page: PageParams = Depends(),
 
 @router.get("/webhooks/{webhook_id}/deliveries/{delivery_id}", response_model=DeliveryOut,
             operation_id="get_webhook_delivery", responses=_ERRORS)
-def get_delivery(webhook_id: str, delivery_id: str, db: Session = Depends(get_db),
+def get_delivery(webhook_id: str, delivery_id: str, db: Session = DB,
                  principal: Principal = Depends(require("admin")),
                  row: WebhookEndpoint = Depends(_webhook)) -> WebhookDelivery:
     return get_scoped(db, WebhookDelivery, delivery_id, principal, what="Delivery",
@@ -112,7 +112,7 @@ def get_delivery(webhook_id: str, delivery_id: str, db: Session = Depends(get_db
              response_model=DeliveryOut, status_code=202,
              operation_id="redeliver_webhook_delivery", responses=_ERRORS)
 def redeliver(webhook_id: str, delivery_id: str, request: Request,
-              db: Session = Depends(get_db), principal: Principal = Depends(require("admin")),
+              db: Session = DB, principal: Principal = Depends(require("admin")),
               row: WebhookEndpoint = Depends(_webhook)) -> WebhookDelivery:
     original = get_scoped(db, WebhookDelivery, delivery_id, principal, what="Delivery",
                           endpoint_id=row.id)

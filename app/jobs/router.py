@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity.principal import Principal, require
@@ -35,7 +35,7 @@ _job_w = path_object(TrainingJob, "job_id", what="Job", scope="jobs:write")
 
 
 @router.get("/base-models", response_model=list[BaseModelOut], operation_id="list_base_models")
-def list_base_models(db: Session = Depends(get_db),
+def list_base_models(db: Session = DB,
                      principal: Principal = Depends(require("jobs:read"))) -> list[BaseModelOut]:
     return [BaseModelOut(key=b.key, name=b.name, architecture=b.architecture)  # type: ignore[arg-type]
             for b in service.visible_base_models(db, principal)]
@@ -51,7 +51,7 @@ def list_templates(_: Principal = Depends(require("jobs:read"))) -> list[Templat
 @router.post("/jobs", response_model=JobOut, status_code=201, operation_id="create_job",
              responses={422: {"description": "Invalid job"}, 409: {"description": "Conflict"},
                         429: {"description": "Monthly GPU quota used up"}})
-def create_job(body: JobCreate, request: Request, db: Session = Depends(get_db),
+def create_job(body: JobCreate, request: Request, db: Session = DB,
                principal: Principal = Depends(require("jobs:write")),
                key: str | None = Depends(idempotency.idempotency_key)) -> Any:
     """Validate, freeze the dataset and resolved config, and queue. Honours Idempotency-Key."""
@@ -70,7 +70,7 @@ def create_job(body: JobCreate, request: Request, db: Session = Depends(get_db),
 
 @router.get("/jobs", response_model=Page[JobOut], operation_id="list_jobs")
 def list_jobs(status: JobStatus | None = Query(None), page: PageParams = Depends(),
-              db: Session = Depends(get_db),
+              db: Session = DB,
               principal: Principal = Depends(require("jobs:read"))) -> dict:
     stmt = scoped(TrainingJob, principal)
     if status:
@@ -82,14 +82,14 @@ def list_jobs(status: JobStatus | None = Query(None), page: PageParams = Depends
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, operation_id="get_job")
-def get_job(job_id: str, db: Session = Depends(get_db),
+def get_job(job_id: str, db: Session = DB,
             job: TrainingJob = Depends(_job)) -> JobOut:
     return job_out(job, service.queue_positions(db, [job]).get(job.id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, operation_id="cancel_job",
              responses={409: {"description": "Job already ended"}})
-def cancel_job(job_id: str, request: Request, db: Session = Depends(get_db),
+def cancel_job(job_id: str, request: Request, db: Session = DB,
                principal: Principal = Depends(require("jobs:write")),
                job: TrainingJob = Depends(_job_w)) -> JobOut:
     service.cancel_job(db, job)
@@ -101,7 +101,7 @@ def cancel_job(job_id: str, request: Request, db: Session = Depends(get_db),
 
 @router.post("/jobs/{job_id}/retry", response_model=JobOut, status_code=201,
              operation_id="retry_job", responses={409: {"description": "Job not retryable"}})
-def retry_job(job_id: str, request: Request, db: Session = Depends(get_db),
+def retry_job(job_id: str, request: Request, db: Session = DB,
               principal: Principal = Depends(require("jobs:write")),
               job: TrainingJob = Depends(_job_w)) -> JobOut:
     new = service.retry_job(db, principal, job)
@@ -112,14 +112,14 @@ def retry_job(job_id: str, request: Request, db: Session = Depends(get_db),
 
 @router.get("/jobs/{job_id}/checkpoints", response_model=list[CheckpointOut],
             operation_id="list_checkpoints")
-def list_checkpoints(job_id: str, db: Session = Depends(get_db),
+def list_checkpoints(job_id: str, db: Session = DB,
                      storage: Storage = Depends(get_storage),
                      job: TrainingJob = Depends(_job)) -> list[CheckpointOut]:
     return checkpoints_out(db, storage, job)
 
 
 @router.get("/jobs/{job_id}/metrics", response_model=MetricsOut, operation_id="get_job_metrics")
-def get_metrics(job_id: str, db: Session = Depends(get_db),
+def get_metrics(job_id: str, db: Session = DB,
                 job: TrainingJob = Depends(_job)) -> MetricsOut:
     rows = db.scalars(select(JobMetric).where(JobMetric.job_id == job.id)
                       .order_by(JobMetric.step)).all()
@@ -129,7 +129,7 @@ def get_metrics(job_id: str, db: Session = Depends(get_db),
 
 @router.get("/jobs/{job_id}/logs", response_class=PlainTextResponse, operation_id="get_job_logs",
             responses={200: {"content": {"text/plain": {}}}})
-def get_logs(job_id: str, db: Session = Depends(get_db),
+def get_logs(job_id: str, db: Session = DB,
              job: TrainingJob = Depends(_job)) -> str:
     lines = db.scalars(select(JobLogLine).where(JobLogLine.job_id == job.id)
                        .order_by(JobLogLine.id)).all()

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity.principal import Principal, require
@@ -46,7 +46,7 @@ def finalize_job(
     job: TrainingJob = Depends(_job),
     principal: Principal = Depends(require("models:write")),  # creates models: both scopes
     key: str | None = Depends(idempotency.idempotency_key),
-    db: Session = Depends(get_db),
+    db: Session = DB,
     storage: Storage = Depends(get_storage),
 ) -> Any:
     """Turn the chosen checkpoint steps into library models and delete everything else the
@@ -73,7 +73,7 @@ def list_models(
     q: str | None = Query(None, max_length=200, description="Search in model names."),
     page: PageParams = Depends(),
     principal: Principal = Depends(require("models:read")),
-    db: Session = Depends(get_db),
+    db: Session = DB,
     storage: Storage = Depends(get_storage),
 ) -> dict[str, Any]:
     stmt = service.filtered(scoped(Model, principal), type=type, architecture=architecture, q=q)
@@ -94,7 +94,7 @@ def rename_model(
     request: Request,
     model: Model = Depends(_model_write),
     principal: Principal = Depends(require("models:write")),
-    db: Session = Depends(get_db),
+    db: Session = DB,
     storage: Storage = Depends(get_storage),
 ) -> ModelOut:
     old = model.name
@@ -110,7 +110,7 @@ def delete_model(
     request: Request,
     model: Model = Depends(_model_write),
     principal: Principal = Depends(require("models:write")),
-    db: Session = Depends(get_db),
+    db: Session = DB,
     storage: Storage = Depends(get_storage),
 ) -> Response:
     audit.record(db, principal, "model.deleted", request=request, target_type="model",

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from app.core.deps import get_db
+from app.core.deps import DB
 from app.web.assets import asset_url
 from app.web.session import Viewer, current_viewer
 
@@ -39,7 +39,7 @@ def _render(request: Request, template: str, viewer: Viewer | None, **context: A
 def _page(template: str, nav: str, title: str):  # type: ignore[no-untyped-def]
     """A signed-in page; anyone else is sent to /login and brought back afterwards."""
 
-    def handler(request: Request, db: Session = Depends(get_db)) -> Response:
+    def handler(request: Request, db: Session = DB) -> Response:
         viewer = current_viewer(request, db)
         if viewer is None:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -66,7 +66,7 @@ for _path, _template, _nav, _title in _PAGES:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request, db: Session = Depends(get_db)) -> Response:
+def login_page(request: Request, db: Session = DB) -> Response:
     if current_viewer(request, db) is not None:
         return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
     return _render(request, "login.html", None, title="Sign in")
