@@ -26,9 +26,10 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.run-installed
 install: $(VENV)/.run-installed
 install-dev: $(VENV)/.dev-installed
 
-## make run: embedded all-in-one (SQLite, local storage, no servers) with a demo org.
+## make run: embedded all-in-one (SQLite, local storage, no servers) with a demo org whose
+## random password is printed once (or `make run DEMO_PASSWORD=...` to choose it).
 run: install
-	$(BIN)/atelier up --host $(HOST) --port $(PORT)
+	$(BIN)/atelier up --host $(HOST) --port $(PORT) $(if $(DEMO_PASSWORD),--demo-password '$(DEMO_PASSWORD)')
 
 ## make test: installs what tests need, starts PostgreSQL and Redis, runs the suite.
 test: install-dev system-deps services
@@ -44,9 +45,10 @@ services:
 lint: install-dev
 	$(BIN)/ruff check app worker tests bench
 
-bench: install-dev
+bench: install-dev services
 	$(BIN)/python bench/train_throughput.py --tiny
 	$(BIN)/python bench/dispatch.py
+	$(BIN)/python bench/stream_load.py
 
 clean:
 	rm -rf $(VENV) .atelier test-artifacts

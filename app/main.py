@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from app.core.errors import install_error_handlers
 from app.core.openapi import install_openapi
+from app.core.security_headers import install_security_headers
 from app.datasets.router import router as datasets_router
 from app.health.metrics import install_metrics
 from app.health.router import router as health_router
@@ -30,6 +31,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_metrics(app)
     install_rate_limits(app)
+    install_security_headers(app)
     for router in (health_router, identity_router, datasets_router, jobs_router, library_router,
                    integrations_router, storage_router):
         app.include_router(router)

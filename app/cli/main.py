@@ -24,9 +24,10 @@ def cli() -> None:
 @cli.command()
 def migrate() -> None:
     """Upgrade the database schema to the latest revision."""
+    from app.cli.processes import load_settings
     from app.core.migrate import upgrade
 
-    get_settings().ensure_dirs()
+    load_settings().ensure_dirs()
     upgrade()
     click.echo("database is at the latest revision")
 
@@ -36,11 +37,17 @@ def migrate() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="API processes.")
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the API and dashboard."""
+    """Run the API and dashboard (presigned URLs use this host and port unless
+    ATELIER_BASE_URL says otherwise)."""
     import uvicorn
 
+    from app.cli.access_log import log_config
+    from app.cli.processes import listen_base_url, load_settings
+
+    listen_base_url(host, port)
+    load_settings()
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers,
-                proxy_headers=True)
+                proxy_headers=True, log_config=log_config())
 
 
 @cli.command()
@@ -49,19 +56,23 @@ def serve(host: str, port: int, workers: int) -> None:
               help="Jobs at once (one per GPU).")
 def worker(queues: str, concurrency: int) -> None:
     """Run a Celery worker that trains jobs."""
-    from app.cli.processes import worker_argv
+    from app.cli.processes import load_settings, worker_argv
 
+    load_settings()
     os.execvp(sys.executable, worker_argv(queues, concurrency))
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def up(host: str, port: int) -> None:
+@click.option("--demo-password", default=None,
+              help="Password of the demo owner when the demo org is first created "
+              "(default: a random one, printed once).")
+def up(host: str, port: int, demo_password: str | None) -> None:
     """Embedded all-in-one: migrate, seed a demo org, run API + worker + dashboard."""
     from app.cli.processes import run_all_in_one
 
-    run_all_in_one(host, port)
+    run_all_in_one(host, port, demo_password)
 
 
 @cli.group()
@@ -80,19 +91,28 @@ def orgs_create(name: str, admin_email: str, admin_password: str | None, as_json
 
     from app.cli.seed import create_org_with_admin
     from app.core.db import session_scope
+    from app.identity.passwords import problem_with
 
+    if admin_password is not None and (reason := problem_with(admin_password,
+                                                                email=admin_email)):
+        raise click.BadParameter(reason, param_hint="--admin-password")
     password = admin_password or secrets.token_urlsafe(12)
     with session_scope() as db:
         seeded = create_org_with_admin(db, name, admin_email, password)
         out = {"id": seeded.org.id, "name": seeded.org.name, "slug": seeded.org.slug,
                "admin_email": seeded.email}
-        if not admin_password:
+        if not admin_password and seeded.new_account:
             out["admin_password"] = password
     if as_json:
         _echo_json(out)
+        return
+    if not seeded.new_account:
+        note = " (an existing account: it keeps its own password)"
+    elif not admin_password:
+        note = f", password {password}"
     else:
-        click.echo(f"created org {out['slug']} ({out['id']}); owner {admin_email}"
-                   + (f", password {password}" if not admin_password else ""))
+        note = ""
+    click.echo(f"created org {out['slug']} ({out['id']}); owner {admin_email}{note}")
 
 
 @cli.group("api-keys")
@@ -106,7 +126,11 @@ def api_keys() -> None:
 @click.option("--scopes", multiple=True, help="Repeat or comma-separate; default all but admin.")
 @click.option("--json", "as_json", is_flag=True)
 def api_keys_create(org_slug: str, name: str, scopes: tuple[str, ...], as_json: bool) -> None:
-    """Create an API key; the key is printed once."""
+    """Create an API key; the key is printed once.
+
+    It has no creating member, so it acts with the admin role at most (never owner: no key can
+    grant, change or remove ownership). See app/identity/authorization.py.
+    """
     from sqlalchemy import select
 
     from app.core.db import session_scope

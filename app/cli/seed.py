@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.identity import service as identity
 from app.identity.security import ALL_SCOPES
-from app.models import BaseModel, Organization
+from app.models import BaseModel, Organization, User
 
 DEMO_EMAIL = "demo@atelier.local"
-DEMO_PASSWORD = "atelier-demo"
 DEMO_BASE_MODEL = "tiny-sd15"
 
 
@@ -22,13 +22,16 @@ class SeededOrg:
     org: Organization
     email: str
     password: str
+    # False when the email already had an account: it joins as owner with its own password.
+    new_account: bool = True
 
 
 def create_org_with_admin(db: Session, name: str, email: str, password: str) -> SeededOrg:
     org = identity.create_organization(db, name)
+    existing = db.scalar(select(User.id).where(User.email == email.strip().lower()))
     user = identity.get_or_create_user(db, email, password)
     identity.add_member(db, org, user, "owner")
-    return SeededOrg(org, email, password)
+    return SeededOrg(org, email, password, new_account=existing is None)
 
 
 def register_base_model(
@@ -52,11 +55,21 @@ def build_tiny_base_model(db: Session, key: str, architecture: str, models_dir: 
     return register_base_model(db, key, str(path), architecture, name=f"Tiny {architecture} (demo)")
 
 
-def seed_demo(db: Session, data_dir: Path) -> tuple[SeededOrg, str] | None:
-    """Create the demo org on first run; returns its login and a fresh API key, else None."""
+def demo_password_problem(password: str) -> str | None:
+    """Why an operator-chosen demo password is refused (the accounts' password policy)."""
+    from app.identity.passwords import problem_with
+
+    return problem_with(password, email=DEMO_EMAIL)
+
+
+def seed_demo(
+    db: Session, data_dir: Path, password: str | None = None
+) -> tuple[SeededOrg, str] | None:
+    """Create the demo org on first run; returns its login and a fresh API key, else None.
+    There is no default password: a random one unless the operator chose one."""
     if db.scalar(select(Organization).limit(1)) is not None:
         return None
-    seeded = create_org_with_admin(db, "Demo", DEMO_EMAIL, DEMO_PASSWORD)
+    seeded = create_org_with_admin(db, "Demo", DEMO_EMAIL, password or secrets.token_urlsafe(12))
     _, key = identity.create_api_key(db, seeded.org.id, "demo", list(ALL_SCOPES))
     if db.scalar(select(BaseModel).where(BaseModel.key == DEMO_BASE_MODEL)) is None:
         build_tiny_base_model(db, DEMO_BASE_MODEL, "sd15", data_dir / "base-models")

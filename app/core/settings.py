@@ -13,7 +13,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+from app.core.secret_file import MIN_SECRET_CHARS, SECRET_FILE, load_or_create_secret
+
+# The shared secret older releases shipped with: public, so never accepted again.
+PUBLIC_OLD_SECRET_KEY = "dev-insecure-secret-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -35,10 +38,15 @@ class Settings(BaseSettings):
     s3_access_key_id: str | None = Field(None, description="S3 access key.")
     s3_secret_access_key: str | None = Field(None, description="S3 secret key.")
     s3_path_style: bool = Field(True, description="Path-style addressing (MinIO, moto).")
-    secret_key: str = Field(DEV_SECRET_KEY, description="Signs sessions, CSRF and local URLs.")
+    secret_key: str = Field(
+        "", description="Signs local storage URLs; default a random one kept in data_dir."
+    )
     base_url: str = Field("http://127.0.0.1:8000", description="Public URL of the API.")
     session_cookie_secure: bool = Field(False, description="Mark session cookies Secure.")
     session_max_age_s: int = Field(14 * 24 * 3600, description="Session lifetime.")
+    api_key_max_lifetime_days: int = Field(
+        366, ge=1, le=3660, description="Latest `expires_at` an API key may be given, in days."
+    )
     scratch_dir: Path | None = Field(None, description="Worker scratch; default data_dir/scratch.")
     dispatch_slots: int = Field(
         1, ge=1, description="Jobs sent to the broker but not yet started (~ number of GPUs)."
@@ -61,6 +69,46 @@ class Settings(BaseSettings):
     webhook_backoff_base_s: float = Field(30, gt=0, description="First retry delay (doubles).")
     webhook_backoff_cap_s: float = Field(3600, gt=0, description="Longest retry delay.")
     webhook_timeout_s: float = Field(10, gt=0, description="HTTP timeout per delivery.")
+    egress_allow: str = Field(
+        "", description="CIDRs and/or host names (comma-separated) that tenant-given URLs may "
+        "reach although they are not public (development and tests only)."
+    )
+    db_statement_timeout_ms: int = Field(
+        30_000, ge=0, description="PostgreSQL: longest API statement (0 = none; worker exempt)."
+    )
+    db_idle_in_transaction_timeout_ms: int = Field(
+        60_000, ge=0, description="PostgreSQL: an API transaction idle this long is ended."
+    )
+    stream_max_per_principal: int = Field(
+        10, ge=0, description="Open event streams per API key or user (0 = no limit)."
+    )
+    stream_max_per_org: int = Field(
+        100, ge=0, description="Open event streams per organization (0 = no limit)."
+    )
+    gpu_seconds_per_step: float = Field(
+        1.0, gt=0, description="Expected GPU seconds per training step: a starting job "
+        "reserves steps x this of its org's monthly GPU quota."
+    )
+    login_limit_per_account: str = Field(
+        "10/15minute", description="Failed sign-ins per email, `N/[K]second|minute|hour` or off."
+    )
+    login_limit_per_address: str = Field(
+        "50/15minute", description="Failed sign-ins per client address."
+    )
+    password_reset_limit_per_account: str = Field(
+        "5/hour", description="Reset emails per address asked for (more are silently dropped)."
+    )
+    password_reset_ttl_s: int = Field(3600, gt=0, description="Password-reset link lifetime.")
+    invitation_ttl_s: int = Field(7 * 24 * 3600, gt=0, description="Invitation link lifetime.")
+    mail_backend: Literal["console", "file", "smtp"] = Field(
+        "console", description="`console` logs mail, `file` writes data_dir/mail, `smtp` sends."
+    )
+    mail_from: str = Field("Atelier <no-reply@atelier.local>", description="From address.")
+    smtp_host: str = Field("", description="SMTP server (mail_backend=smtp).")
+    smtp_port: int = Field(587, description="SMTP port.")
+    smtp_user: str = Field("", description="SMTP user (empty: no login).")
+    smtp_password: str = Field("", description="SMTP password.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
@@ -73,13 +121,28 @@ class Settings(BaseSettings):
             self.storage_url = f"file://{data / 'storage'}"
         if self.scratch_dir is None:
             self.scratch_dir = data / "scratch"
-        if self.mode == "production" and self.secret_key == DEV_SECRET_KEY:
-            raise ValueError(
-                "ATELIER_SECRET_KEY is still the development default. Set it to a long random "
-                "value, e.g. ATELIER_SECRET_KEY=$(python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))')"
-            )
+        self._resolve_secret(data)
         return self
+
+    def _resolve_secret(self, data: Path) -> None:
+        """An explicit secret, else (development only) the data dir's own random one."""
+        hint = ("Set ATELIER_SECRET_KEY to a long random value, e.g. ATELIER_SECRET_KEY=$(python"
+                " -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        if self.secret_key == PUBLIC_OLD_SECRET_KEY:
+            raise ValueError(f"ATELIER_SECRET_KEY is the old public development value. {hint}")
+        if self.mode == "production":
+            if not self.secret_key:
+                raise ValueError(f"production mode needs an explicit ATELIER_SECRET_KEY. {hint}")
+            if len(self.secret_key) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"ATELIER_SECRET_KEY is shorter than {MIN_SECRET_CHARS} characters. {hint}"
+                )
+        elif not self.secret_key:
+            self.secret_key = load_or_create_secret(data)
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir.resolve() / SECRET_FILE
 
     @property
     def is_sqlite(self) -> bool:

@@ -10,6 +10,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -22,6 +23,10 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "atelier_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
     registry=REGISTRY,
+)
+DEPENDENCY_UP = Gauge(
+    "atelier_dependency_up", "1 if the dependency answered the last readiness check, else 0",
+    ["dependency"], registry=REGISTRY,
 )
 
 

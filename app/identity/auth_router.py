@@ -12,7 +12,7 @@ from app.core import audit
 from app.core.deps import DB
 from app.core.errors import Forbidden, NotFound, Unauthorized
 from app.core.settings import get_settings
-from app.identity import service
+from app.identity import login_throttle, service
 from app.identity.principal import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -26,7 +26,6 @@ from app.identity.schemas import (
     PrincipalOut,
     SwitchOrgIn,
 )
-from app.identity.security import ROLE_SCOPES
 from app.models import Membership, User
 
 router = APIRouter(prefix="/v1", tags=["identity"])
@@ -69,36 +68,38 @@ def _set_session_cookies(response: Response, token: str, csrf: str) -> None:
     response.set_cookie(CSRF_COOKIE, csrf, httponly=False, **common)  # type: ignore[arg-type]
 
 
-def _open_session(db: Session, request: Request, response: Response, user: User,
-                  org_id: str) -> MeOut:
+def open_session(db: Session, request: Request, response: Response, user: User,
+                 org_id: str) -> MeOut:
+    """Start a new session in ``org_id``; the session the request carried (if any) ends."""
+    service.end_session_by_token(db, request.cookies.get(SESSION_COOKIE))
     sess, token = service.start_session(db, user, org_id, get_settings().session_max_age_s)
     _set_session_cookies(response, token, sess.csrf_token)
     membership = db.scalar(
         select(Membership).where(Membership.user_id == user.id, Membership.org_id == org_id)
     )
     assert membership is not None
-    principal = Principal(
-        organization=membership.organization, type="user",
-        scopes=frozenset(ROLE_SCOPES[membership.role]), user=user, role=membership.role,
-        session=sess,
-    )
+    principal = service.principal_for(membership, sess)
     audit.record(db, principal, "auth.login", request=request, target_type="user",
                  target_id=user.id)
     return _me(db, principal)
 
 
 @router.post("/auth/login", response_model=MeOut, operation_id="login",
-             responses={401: {"description": "Wrong email or password"}})
+             responses={401: {"description": "Wrong email or password"},
+                        429: {"description": "Too many failed sign-ins; see Retry-After"}})
 def login(body: LoginIn, request: Request, response: Response,
           db: Session = DB) -> MeOut:
-    user = service.authenticate(db, body.email, body.password)
+    # Counted per email and per client address; over a limit even the right password is 429.
+    with login_throttle.attempt(body.email, request):
+        user = service.authenticate(db, body.email, body.password)
     memberships = service.memberships_of(db, user)
     if not memberships:
         raise Unauthorized("This account does not belong to any organization.")
     chosen = next((m for m in memberships if m.org_id == body.org_id), None)
     if body.org_id and chosen is None:
         raise Unauthorized("You are not a member of that organization.")
-    return _open_session(db, request, response, user, (chosen or memberships[0]).org_id)
+    # Rotation: a fresh token, and the cookie this request carried (if any) is revoked.
+    return open_session(db, request, response, user, (chosen or memberships[0]).org_id)
 
 
 @router.post("/auth/switch-org", response_model=MeOut, operation_id="switch_org")
@@ -110,7 +111,7 @@ def switch_org(body: SwitchOrgIn, request: Request, response: Response,
     if not any(m.org_id == body.org_id for m in service.memberships_of(db, principal.user)):
         raise NotFound(f"Organization '{body.org_id}' not found.")
     principal.session.revoked_at = datetime.now(UTC)
-    return _open_session(db, request, response, principal.user, body.org_id)
+    return open_session(db, request, response, principal.user, body.org_id)
 
 
 @router.post("/auth/logout", status_code=204, operation_id="logout")

@@ -41,9 +41,11 @@ def create_api_key(body: ApiKeyCreate, request: Request, db: Session = DB,
                    principal: Principal = Depends(require("admin"))) -> ApiKeyCreated:
     if not set(body.scopes) <= principal.scopes:
         raise Forbidden("A key cannot carry scopes its creator does not have.")
+    # A key made by a key acts for the same member (never for nobody, which would make it an
+    # operator key); the new key is capped by that member's role at every request.
     row, key = service.create_api_key(
         db, principal.org_id, body.name, body.scopes,
-        created_by=principal.user.id if principal.user else None, expires_at=body.expires_at,
+        created_by=principal.member_user_id, expires_at=body.expires_at,
     )
     audit.record(db, principal, "api_key.create", request=request, target_type="api_key",
                  target_id=row.id, details={"name": body.name, "scopes": body.scopes})

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from app.core import audit
 from app.core.deps import DB
-from app.core.errors import Forbidden
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
-from app.identity import service
+from app.identity.authorization import check_role_change, check_see_members, revoke_keys_of
+from app.identity.invitations_router import invite
 from app.identity.principal import (
     Principal,
     get_principal,
     require,
 )
 from app.identity.schemas import (
+    InvitationCreated,
     MemberCreate,
     MemberOut,
     MemberUpdate,
@@ -36,19 +37,17 @@ def _member_out(m: Membership) -> MemberOut:
 @router.get("/members", response_model=Page[MemberOut], operation_id="list_members")
 def list_members(page: PageParams = Depends(), db: Session = DB,
                  principal: Principal = Depends(get_principal)) -> dict:
+    check_see_members(principal)  # emails: any member signed in; a key needs 'admin'
     return paginate(db, scoped(Membership, principal), Membership.id, page, _member_out)
 
 
-@router.post("/members", response_model=MemberOut, status_code=201, operation_id="add_member")
-def add_member(body: MemberCreate, request: Request, db: Session = DB,
-               principal: Principal = Depends(require("admin", min_role="admin"))) -> MemberOut:
-    if body.role == "owner" and principal.role not in (None, "owner"):
-        raise Forbidden("Only an owner can grant the owner role.")
-    user = service.get_or_create_user(db, body.email, body.password, body.name)
-    m = service.add_member(db, principal.organization, user, body.role)
-    audit.record(db, principal, "member.add", request=request, target_type="membership",
-                 target_id=m.id, details={"email": user.email, "role": body.role})
-    return _member_out(m)
+@router.post("/members", response_model=InvitationCreated, status_code=201,
+             operation_id="add_member")
+def add_member(body: MemberCreate, request: Request, tasks: BackgroundTasks, db: Session = DB,
+               principal: Principal = Depends(require("admin", min_role="admin"))
+               ) -> InvitationCreated:
+    """Invites the email (same as POST /v1/invitations): they join when they accept."""
+    return invite(db, principal, body, request, tasks)
 
 
 @router.patch("/members/{member_id}", response_model=MemberOut, operation_id="update_member")
@@ -56,7 +55,7 @@ def update_member(member_id: str, body: MemberUpdate, request: Request,
                   db: Session = DB,
                   principal: Principal = Depends(require("admin", min_role="admin")),
                   m: Membership = Depends(_member)) -> MemberOut:
-    service.check_role_change(db, principal.role, m, body.role)
+    check_role_change(db, principal, m, body.role)
     m.role = body.role
     audit.record(db, principal, "member.update", request=request, target_type="membership",
                  target_id=m.id, details={"role": body.role})
@@ -67,7 +66,9 @@ def update_member(member_id: str, body: MemberUpdate, request: Request,
 def remove_member(member_id: str, request: Request, db: Session = DB,
                   principal: Principal = Depends(require("admin", min_role="admin")),
                   m: Membership = Depends(_member)) -> Response:
-    service.check_role_change(db, principal.role, m, "viewer" if m.role == "owner" else m.role)
+    check_role_change(db, principal, m, None)
+    # Their keys stop working in this same transaction, not at the next request.
+    revoke_keys_of(db, m.org_id, m.user_id)
     audit.record(db, principal, "member.remove", request=request, target_type="membership",
                  target_id=m.id, details={"email": m.user.email})
     db.delete(m)

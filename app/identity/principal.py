@@ -8,17 +8,13 @@ from datetime import UTC, datetime, timedelta
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core import bookkeeping
 from app.core.deps import DB
 from app.core.errors import Forbidden, Unauthorized
-from app.identity.security import (
-    ALL_SCOPES,
-    ROLE_RANK,
-    ROLE_SCOPES,
-    matches,
-    parse_api_key,
-    sha256_hex,
-)
+from app.identity.authorization import OPERATOR_KEY_ROLE, ROLE_SCOPES, authorize, key_grant
+from app.identity.security import matches, parse_api_key, sha256_hex
 from app.models import ApiKey, Membership, Organization, User, UserSession
 
 SESSION_COOKIE = "atelier_session"
@@ -42,6 +38,13 @@ class Principal:
     @property
     def org_id(self) -> str:
         return self.organization.id
+
+    @property
+    def member_user_id(self) -> str | None:
+        """The member this principal acts for: the user, or the key's creator (None: operator)."""
+        if self.user is not None:
+            return self.user.id
+        return self.api_key.created_by_user_id if self.api_key is not None else None
 
     @property
     def actor_id(self) -> str:
@@ -74,14 +77,32 @@ def _from_api_key(db: Session, raw: str) -> Principal:
     expires = _aware(key.expires_at)
     if expires is not None and expires <= now:
         raise Unauthorized("This API key has expired.")
+    role = _key_role(db, key)
     last = _aware(key.last_used_at)
     if last is None or now - last > LAST_USED_RESOLUTION:
-        key.last_used_at = now
+        # Written in its own short transaction that never waits (app.core.bookkeeping), not in
+        # the request's, where it would hold the key's row / SQLite's write lock all request.
+        if bookkeeping.mark_key_used(key.id, now, now - LAST_USED_RESOLUTION):
+            set_committed_value(key, "last_used_at", now)
     org = db.get(Organization, key.org_id)
     assert org is not None
-    # The admin scope is a superset: it implies every other scope.
-    scopes = frozenset(ALL_SCOPES) if "admin" in key.scopes else frozenset(key.scopes)
-    return Principal(organization=org, type="api_key", scopes=scopes, api_key=key)
+    # A key never exceeds the member who made it: capped by their role as it is now.
+    return Principal(organization=org, type="api_key", scopes=key_grant(key.scopes, role),
+                     role=role, api_key=key)
+
+
+def _key_role(db: Session, key: ApiKey) -> str:
+    """The creator's current role in the key's org; a key outliving its member is refused."""
+    if key.created_by_user_id is None:
+        return OPERATOR_KEY_ROLE
+    row = db.execute(
+        select(Membership.role, User.is_active)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.org_id == key.org_id, Membership.user_id == key.created_by_user_id)
+    ).first()
+    if row is None or not row.is_active:
+        raise Unauthorized("This API key has been revoked: its creator is no longer a member.")
+    return str(row.role)
 
 
 def _from_session(db: Session, request: Request, token: str) -> Principal:
@@ -136,10 +157,7 @@ def require(scope: str, *, min_role: str | None = None):  # type: ignore[no-unty
     """Declare per endpoint which scope (and, for users, which role) it needs."""
 
     def dependency(principal: Principal = Depends(get_principal)) -> Principal:
-        if scope not in principal.scopes:
-            raise Forbidden(f"This action needs the '{scope}' scope.")
-        if min_role and principal.role and ROLE_RANK[principal.role] < ROLE_RANK[min_role]:
-            raise Forbidden(f"This action needs the '{min_role}' role or higher.")
+        authorize(principal, scope, min_role)  # the rules live in app.identity.authorization
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"

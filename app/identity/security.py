@@ -9,32 +9,18 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+# Roles and scopes live in app.identity.authorization; re-exported for older imports.
+from app.identity.authorization import (  # noqa: F401
+    ALL_SCOPES,
+    DEFAULT_KEY_SCOPES,
+    READ_SCOPES,
+    ROLE_RANK,
+    ROLE_SCOPES,
+    check_scopes,
+)
+
 API_KEY_PREFIX = "atl_"
 _hasher = PasswordHasher()
-
-ALL_SCOPES = (
-    "datasets:read", "datasets:write", "jobs:read", "jobs:write",
-    "models:read", "models:write", "admin",
-)
-READ_SCOPES = tuple(s for s in ALL_SCOPES if s.endswith(":read"))
-# What a new API key gets when its creator names no scopes: everything but admin.
-DEFAULT_KEY_SCOPES = tuple(s for s in ALL_SCOPES if s != "admin")
-
-
-def check_scopes(scopes: list[str]) -> list[str]:
-    """The scopes, de-duplicated and sorted; ValueError naming any unknown one."""
-    unknown = sorted(set(scopes) - set(ALL_SCOPES))
-    if unknown:
-        raise ValueError(f"unknown scopes {unknown}; allowed: {list(ALL_SCOPES)}")
-    return sorted(set(scopes))
-
-ROLE_SCOPES: dict[str, tuple[str, ...]] = {
-    "owner": ALL_SCOPES,
-    "admin": ALL_SCOPES,
-    "member": DEFAULT_KEY_SCOPES,
-    "viewer": READ_SCOPES,
-}
-ROLE_RANK = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 
 
 def hash_password(password: str) -> str:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.core.errors import Conflict, Forbidden, Unauthorized, Unprocessable
+from app.core.errors import Conflict, Unauthorized
+from app.identity.authorization import ROLE_SCOPES
+from app.identity.passwords import check_password
+from app.identity.principal import Principal
 from app.identity.security import (
-    ROLE_RANK,
     hash_password,
     new_api_key,
     new_token,
@@ -83,11 +86,58 @@ def create_api_key(
     return row, key
 
 
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # A real hash with the same parameters, of a password nobody knows.
+    return hash_password(new_token())
+
+
 def authenticate(db: Session, email: str, password: str) -> User:
     user = db.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None or not user.is_active or not verify_password(user.password_hash, password):
+    # An unknown email costs the same argon2 work as a known one: timing reveals no account.
+    ok = verify_password(user.password_hash if user is not None else _dummy_hash(), password)
+    if user is None or not user.is_active or not ok:
         raise Unauthorized("Wrong email or password.")
     return user
+
+
+def create_user(db: Session, email: str, password: str, name: str = "") -> User:
+    """A new account with a password its owner chose (the policy applies)."""
+    email = email.strip().lower()
+    check_password(password, email=email)
+    if db.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("An account with this email already exists; sign in instead.")
+    user = User(email=email, name=name.strip(), password_hash=hash_password(password))
+    db.add(user)
+    db.flush()
+    return user
+
+
+def set_password(db: Session, user: User, password: str, *, field: str = "password",
+                 keep_session_id: str | None = None) -> int:
+    """Change a password (policy applies) and end every session but ``keep_session_id``."""
+    check_password(password, email=user.email, field=field)
+    user.password_hash = hash_password(password)
+    return end_sessions(db, user.id, keep_session_id=keep_session_id)
+
+
+def end_sessions(db: Session, user_id: str, *, keep_session_id: str | None = None) -> int:
+    stmt = update(UserSession).where(UserSession.user_id == user_id,
+                                     UserSession.revoked_at.is_(None))
+    if keep_session_id is not None:
+        stmt = stmt.where(UserSession.id != keep_session_id)
+    result = db.execute(stmt.values(revoked_at=datetime.now(UTC))
+                        .execution_options(synchronize_session="fetch"))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def end_session_by_token(db: Session, token: str | None) -> None:
+    """Revoke the session a cookie names (login rotates it away), whoever it belonged to."""
+    if token:
+        db.execute(update(UserSession).where(UserSession.token_hash == sha256_hex(token),
+                                             UserSession.revoked_at.is_(None))
+                   .values(revoked_at=datetime.now(UTC))
+                   .execution_options(synchronize_session="fetch"))
 
 
 def memberships_of(db: Session, user: User) -> list[Membership]:
@@ -114,16 +164,9 @@ def start_session(
     return sess, token
 
 
-def check_role_change(db: Session, actor_role: str | None, member: Membership, role: str) -> None:
-    """Admins manage members below owner; only owners touch owners; an org keeps one owner."""
-    if actor_role is not None and ROLE_RANK[actor_role] < ROLE_RANK["owner"]:
-        if "owner" in (member.role, role):
-            raise Forbidden("Only an owner can grant or change the owner role.")
-    if member.role == "owner" and role != "owner":
-        owners = db.scalar(
-            select(func.count()).select_from(Membership).where(
-                Membership.org_id == member.org_id, Membership.role == "owner"
-            )
-        )
-        if (owners or 0) <= 1:
-            raise Unprocessable("An organization must keep at least one owner.")
+
+def principal_for(m: Membership, session: UserSession | None = None) -> Principal:
+    """The principal a user acts as in one of their orgs (sign-in, audit of account events)."""
+    return Principal(organization=m.organization, type="user",
+                     scopes=frozenset(ROLE_SCOPES[m.role]), user=m.user, role=m.role,
+                     session=session)

@@ -8,17 +8,20 @@ message (a redelivered Celery task) cannot both count an attempt.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy import update
 
+from app.core import egress
 from app.core.db import session_scope
 from app.integrations.config import number
+from app.integrations.schemas import REFUSED, REFUSED_RESOLVED
 from app.integrations.signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 from app.models import WebhookDelivery, WebhookEndpoint
 
+log = logging.getLogger("atelier.webhooks")
 USER_AGENT = "Atelier-Webhooks/1"
 
 
@@ -40,20 +43,29 @@ def body_of(delivery: WebhookDelivery) -> bytes:
 
 def post(url: str, secret: str, event: str, delivery_id: str,
          body: bytes) -> tuple[int | None, str | None]:
-    """(response code, error) of one signed POST. Redirects are not followed: a receiver that
-    moved must be updated, not silently trusted to forward signed payloads."""
-    headers = {
-        "Content-Type": "application/json", "User-Agent": USER_AGENT,
-        SIGNATURE_HEADER: sign(secret, body), EVENT_HEADER: event, DELIVERY_HEADER: delivery_id,
-    }
+    """(response code, short reason) of one signed POST through the egress guard. Tenants read
+    the reason, so it is never the receiver's answer body nor an internal detail. Redirects are
+    not followed: a receiver that moved must be updated, not trusted to forward signed
+    payloads."""
+    headers = [
+        ("Content-Type", "application/json"), ("User-Agent", USER_AGENT),
+        (SIGNATURE_HEADER, sign(secret, body)), (EVENT_HEADER, event),
+        (DELIVERY_HEADER, delivery_id),
+    ]
     try:
-        with httpx.Client(timeout=number("webhook_timeout_s"), follow_redirects=False) as c:
-            r = c.post(url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"[:1000]
-    if 200 <= r.status_code < 300:
-        return r.status_code, None
-    return r.status_code, f"HTTP {r.status_code}: {r.text[:500]}"
+        answer = egress.post(url, body, headers, timeout_s=number("webhook_timeout_s"))
+    except egress.Refused as exc:
+        log.warning("webhook delivery %s refused: %s", delivery_id, exc.reason)
+        return None, REFUSED_RESOLVED if exc.reason == REFUSED_RESOLVED else REFUSED
+    except egress.EgressError as exc:
+        log.info("webhook delivery %s failed: %s", delivery_id, exc.reason, exc_info=True)
+        return None, exc.reason
+    except Exception:  # a bug or an odd answer: counted as a failed attempt, details logged
+        log.exception("webhook delivery %s failed unexpectedly", delivery_id)
+        return None, "delivery error"
+    if 200 <= answer.status < 300:
+        return answer.status, None
+    return answer.status, f"HTTP {answer.status}"
 
 
 def attempt(delivery_id: str) -> Outcome:

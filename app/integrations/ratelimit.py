@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -48,10 +49,12 @@ def parse_limit(text: str) -> Limit | None:
     if text in ("", "off", "none", "0"):
         return None
     count, _, unit = text.partition("/")
-    seconds = _UNITS.get(unit.strip() or "minute")
-    if seconds is None or not count.strip().isdigit():
-        raise ValueError(f"bad rate limit {text!r}; write e.g. 600/minute")
-    return Limit(int(count), seconds)
+    # An optional multiple before the unit: "10/15minute" is 10 per 15-minute window.
+    match = re.fullmatch(r"(\d*)\s*([a-z]*)", unit.strip())
+    seconds = _UNITS.get((match.group(2) if match else "") or "minute")
+    if match is None or seconds is None or not count.strip().isdigit():
+        raise ValueError(f"bad rate limit {text!r}; write e.g. 600/minute or 10/15minute")
+    return Limit(int(count), seconds * int(match.group(1) or 1))
 
 
 class MemoryCounter:
@@ -69,6 +72,12 @@ class MemoryCounter:
             n = self._counts.get((key, window_start), 0) + 1
             self._counts[(key, window_start)] = n
             return n
+
+    def undo(self, key: str, window_start: int, times: int = 1) -> None:
+        with self._lock:
+            n = self._counts.get((key, window_start), 0)
+            if n > 0:
+                self._counts[(key, window_start)] = n - min(n, times)
 
     def reset(self) -> None:
         with self._lock:
@@ -128,6 +137,25 @@ def hit(key: str, limit: Limit) -> tuple[bool, int]:
     else:
         n = memory.hit(key, limit.window_s, window_start)
     return n <= limit.count, retry_after
+
+
+_UNDO = """local n = tonumber(redis.call('get', KEYS[1]) or '0')
+if n > 0 then return redis.call('decrby', KEYS[1], math.min(n, tonumber(ARGV[1]))) end
+return 0"""
+
+
+def undo(key: str, limit: Limit, times: int = 1) -> None:
+    """Take back hits of the current window (a login that succeeded is not a failure)."""
+    window_start = int(time.time() // limit.window_s * limit.window_s)
+    if backend() != "redis":
+        memory.undo(key, window_start, times)
+        return
+    try:
+        # Never below zero, and never creating a counter that does not exist.
+        _redis(get_settings().redis_url).eval(
+            _UNDO, 1, f"atelier:rl:{key}:{window_start}", times)
+    except redis.RedisError:
+        log.warning("rate limiter: Redis unavailable, hit not taken back", exc_info=True)
 
 
 def _exceeded(what: str, limit: Limit, retry_after: int) -> TooManyRequests:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.core import egress
 
 WebhookEventName = Literal[
     "job.started", "job.succeeded", "job.failed", "job.cancelled", "job.finalized"
@@ -15,22 +17,33 @@ EVENTS: tuple[str, ...] = WebhookEventName.__args__  # type: ignore[attr-defined
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
 
 
+# What tenants read in a delivery's ``last_error``: a status or a short reason, never a body.
+REFUSED = "refused: non-public address"
+REFUSED_RESOLVED = egress.RESOLVES_INTERNAL
+_REASONS = frozenset({REFUSED, REFUSED_RESOLVED, "timeout", "connection refused",
+                      "connection failed", "connection error", "TLS error", "DNS lookup failed",
+                      "delivery error",
+                      "The webhook is disabled."})
+
+
+def short_reason(text: str | None) -> str | None:
+    """Rows written before the egress guard held receiver bodies and exception text."""
+    if text is None or text in _REASONS:
+        return text
+    match = re.match(r"HTTP (\d{3})\b", text)
+    return f"HTTP {match.group(1)}" if match else "delivery failed"
+
+
 def check_url(url: str) -> str:
-    """http(s) with a host; credentials in the URL would leak into logs, so they are refused."""
+    """http(s) with a host that may be reached from the server (see app.core.egress);
+    credentials in the URL would leak into logs, so they are refused."""
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
-    if not parts.hostname:
-        raise ValueError("must name a host")
-    if parts.username or parts.password:
-        raise ValueError("must not carry credentials; verify the signature instead")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise ValueError("must not contain whitespace or control characters")
     try:
-        parts.port  # noqa: B018 - raises on a malformed port
-    except ValueError as exc:
-        raise ValueError("has an invalid port") from exc
+        egress.check_url(url)
+    except egress.Refused as exc:
+        raise ValueError(exc.reason) from exc
     return url
 
 
@@ -103,10 +116,14 @@ class DeliveryOut(BaseModel):
     status: DeliveryStatus
     attempts: int
     response_code: int | None
-    last_error: str | None
+    last_error: str | None = Field(
+        description="`HTTP <code>` or a short reason (`timeout`, `connection refused`, "
+        "`refused: non-public address`, ...); never the receiver's answer body.")
     next_attempt_at: datetime | None
     delivered_at: datetime | None
     created_at: datetime
+
+    _last_error = field_validator("last_error")(short_reason)
 
 
 class AuditEventOut(BaseModel):

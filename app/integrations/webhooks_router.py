@@ -30,7 +30,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated"}, 403: {"description": "Missing the admin scope"},
     404: {"description": "No such webhook in this organization"},
     409: {"description": "The webhook is disabled (redeliver)"},
-    422: {"description": "Invalid request"}, 429: {"description": "Rate limited"},
+    422: {"description": "Invalid request, or a URL the server may not reach"},
+    429: {"description": "Rate limited"},
 }
 
 

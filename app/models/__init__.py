@@ -2,7 +2,16 @@
 
 from app.models.base import Base
 from app.models.datasets import Dataset, DatasetItem, PendingUpload
-from app.models.identity import ROLES, ApiKey, Membership, Organization, User, UserSession
+from app.models.identity import (
+    ROLES,
+    ApiKey,
+    Invitation,
+    Membership,
+    Organization,
+    PasswordReset,
+    User,
+    UserSession,
+)
 from app.models.integrations import (
     AuditEvent,
     IdempotencyRecord,
@@ -23,7 +32,8 @@ from app.models.training import (
 
 __all__ = [
     "Base", "Dataset", "DatasetItem", "PendingUpload", "ROLES", "ApiKey", "Membership",
-    "Organization", "User", "UserSession", "AuditEvent", "IdempotencyRecord", "WebhookDelivery",
+    "Organization", "User", "UserSession", "Invitation", "PasswordReset",
+    "AuditEvent", "IdempotencyRecord", "WebhookDelivery",
     "WebhookEndpoint", "Model", "JOB_STATUSES", "JOB_TYPES", "BaseModel", "Checkpoint",
     "JobLogLine", "JobMetric", "TrainingJob", "ValidationImage",
 ]

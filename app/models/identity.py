@@ -19,6 +19,9 @@ class Organization(IdMixin, Base):
     max_concurrent_jobs: Mapped[int] = mapped_column(Integer, default=2)
     storage_limit_bytes: Mapped[int] = mapped_column(BigInteger, default=20 * 1024**3)
     monthly_gpu_seconds_limit: Mapped[int] = mapped_column(BigInteger, default=100 * 3600)
+    # Plan bounds on what one job may cost (checked at job creation, 422 above them).
+    max_train_steps_limit: Mapped[int] = mapped_column(Integer, default=20_000)
+    max_validation_images_limit: Mapped[int] = mapped_column(Integer, default=2_000)
 
 
 class User(IdMixin, Base):
@@ -75,3 +78,36 @@ class ApiKey(IdMixin, Base):
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class Invitation(IdMixin, Base):
+    """An offer to join an org; the link carries a random token whose hash is stored here."""
+
+    __tablename__ = "invitations"
+
+    org_id: Mapped[str] = org_fk()
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[str] = mapped_column(String(400), default="")
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    accepted_by_user_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    revoked_at: Mapped[datetime | None]
+
+    organization: Mapped[Organization] = relationship()
+
+
+class PasswordReset(IdMixin, Base):
+    """A one-time password-reset link; only the token's hash is stored."""
+
+    __tablename__ = "password_resets"
+
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

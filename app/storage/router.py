@@ -3,6 +3,11 @@
 The token is the only credential (no session, no API key), exactly like an S3 presigned URL,
 so these routes must stay outside session/CSRF/API-key middleware. With the S3 backend the
 URLs point at S3 and every route here answers 404.
+
+What is served here can never act as a page of our origin: the content type comes from the
+object's sidecar (which only the server writes), only the dataset image types are served inline,
+everything else is an ``attachment`` of a non-executable type, and every answer carries
+``nosniff`` and a sandboxing CSP. Uploads must start with the magic bytes of the signed type.
 """
 
 from __future__ import annotations
@@ -15,16 +20,38 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from app.storage.base import ObjectNotFound, Storage
+from app.storage.base import InvalidKey, ObjectNotFound, Storage, StorageError
 from app.storage.factory import get_storage
 from app.storage.local import LocalStorage
-from app.storage.signing import Grant, InvalidToken, Purpose, content_disposition
+from app.storage.signing import (
+    UPLOAD_CONTENT_TYPES,
+    Grant,
+    InvalidToken,
+    Purpose,
+    content_disposition,
+)
 
 router = APIRouter(tags=["storage"], include_in_schema=False)
 
 # Room for multipart boundaries and the small text fields around the file in a POST upload.
 _FORM_OVERHEAD = 64 * 1024
 _READ_CHUNK = 256 * 1024
+# Served inline (shown in <img>); anything else is a download.
+_INLINE_TYPES = UPLOAD_CONTENT_TYPES
+# Non-inline types passed through as stored; any other stored type is sent as octet-stream.
+_DOWNLOAD_TYPES = frozenset({"application/octet-stream", "application/json", "text/plain",
+                             "application/zip", "text/csv"})
+_MAGIC: dict[str, tuple[tuple[int, bytes], ...]] = {
+    "image/png": ((0, b"\x89PNG\r\n\x1a\n"),),
+    "image/jpeg": ((0, b"\xff\xd8\xff"),),
+    "image/webp": ((0, b"RIFF"), (8, b"WEBP")),
+}
+_SNIFF_BYTES = 12
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Referrer-Policy": "no-referrer",  # the URL is the credential
+}
 
 
 def _local(storage: Storage) -> LocalStorage:
@@ -37,7 +64,34 @@ def _grant(storage: LocalStorage, token: str, purpose: Purpose) -> Grant:
     try:
         return storage.verify_token(token, purpose)
     except InvalidToken as exc:
-        raise HTTPException(403, str(exc)) from exc
+        raise HTTPException(403, str(exc), headers=SECURITY_HEADERS) from exc
+
+
+def _storage_failure(exc: StorageError) -> HTTPException:
+    # Never a 500 or a path: a key refused by the backend is the caller's, the rest is ours.
+    if isinstance(exc, InvalidKey):
+        return HTTPException(400, "invalid storage key", headers=SECURITY_HEADERS)
+    if isinstance(exc, ObjectNotFound):
+        return HTTPException(404, "not found", headers=SECURITY_HEADERS)
+    return HTTPException(503, "storage unavailable", headers=SECURITY_HEADERS)
+
+
+def _check_magic(head: bytes, content_type: str | None) -> None:
+    checks = _MAGIC.get(_media_type(content_type))
+    if checks is None or not all(head[at:at + len(sig)] == sig for at, sig in checks):
+        raise HTTPException(415, f"the file is not {content_type}", headers=SECURITY_HEADERS)
+
+
+def _served_headers(stored_type: str | None, grant: Grant) -> tuple[str, dict[str, str]]:
+    """The type to send and the headers that keep it from running as a page."""
+    media = _media_type(stored_type)
+    headers = dict(SECURITY_HEADERS)
+    if grant.filename or media not in _INLINE_TYPES:
+        name = grant.filename or grant.key.rsplit("/", 1)[-1]
+        headers["Content-Disposition"] = content_disposition(name)
+    if media in _INLINE_TYPES:
+        return media, headers
+    return (stored_type if media in _DOWNLOAD_TYPES else "application/octet-stream"), headers
 
 
 def _media_type(value: str | None) -> str:
@@ -62,14 +116,13 @@ def download(token: str, storage: Storage = Depends(get_storage)) -> StreamingRe
     grant = _grant(local, token, "get")
     try:
         info, chunks = local.open_for_read(grant.key, _READ_CHUNK)
-    except ObjectNotFound as exc:
-        raise HTTPException(404, "not found") from exc
-    headers = {"Content-Length": str(info.size)}
+    except StorageError as exc:
+        raise _storage_failure(exc) from exc
+    media_type, headers = _served_headers(info.content_type, grant)
+    headers["Content-Length"] = str(info.size)
     if info.etag:
         headers["ETag"] = f'"{info.etag}"'
-    if grant.filename:
-        headers["Content-Disposition"] = content_disposition(grant.filename)
-    return StreamingResponse(chunks, media_type=info.content_type, headers=headers)
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 @router.put("/storage/{token}")
@@ -80,19 +133,31 @@ async def upload_put(
     grant = _grant(local, token, "put")
     _check_content_type(request.headers.get("content-type"), grant)
     _check_declared_length(request, grant.max_bytes)
-    pending = await run_in_threadpool(local.begin_write, grant.key, grant.content_type)
+    try:
+        pending = await run_in_threadpool(local.begin_write, grant.key, grant.content_type)
+    except StorageError as exc:
+        raise _storage_failure(exc) from exc
+    head = b""
     try:
         # Count what actually arrives: Content-Length may be absent (chunked) or wrong.
         async for chunk in request.stream():
             if grant.max_bytes is not None and pending.size + len(chunk) > grant.max_bytes:
                 raise HTTPException(413, "upload exceeds the allowed size")
+            if len(head) < _SNIFF_BYTES:
+                head += chunk[:_SNIFF_BYTES - len(head)]
+                if len(head) >= _SNIFF_BYTES:
+                    _check_magic(head, grant.content_type)
             if chunk:
                 await run_in_threadpool(pending.write, chunk)
+        _check_magic(head, grant.content_type)
         await run_in_threadpool(pending.commit)
+    except StorageError as exc:
+        pending.abort()
+        raise _storage_failure(exc) from exc
     except BaseException:
         pending.abort()
         raise
-    return Response(status_code=200)
+    return Response(status_code=200, headers=SECURITY_HEADERS)
 
 
 def _limited_receive(
@@ -138,5 +203,10 @@ async def upload_post(
         if grant.max_bytes is not None and (upload.size or 0) > grant.max_bytes:
             raise HTTPException(413, "upload exceeds the allowed size")
         await upload.seek(0)
-        await run_in_threadpool(local.put, grant.key, upload.file, grant.content_type)
-    return Response(status_code=204)
+        _check_magic(await upload.read(_SNIFF_BYTES), grant.content_type)
+        await upload.seek(0)
+        try:
+            await run_in_threadpool(local.put, grant.key, upload.file, grant.content_type)
+        except StorageError as exc:
+            raise _storage_failure(exc) from exc
+    return Response(status_code=204, headers=SECURITY_HEADERS)

@@ -73,10 +73,31 @@ def login_page(request: Request, db: Session = DB) -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only same-site paths: never bounce a signed-in user to another origin.
-    if target and target.startswith("/") and not target.startswith("//"):
+    # Only same-origin paths: never bounce a signed-in user to another origin. Browsers read
+    # "/\host" as "//host", and drop tabs and newlines from URLs, so those are refused too.
+    if (target and target.startswith("/") and target[1:2] not in ("/", "\\")
+            and not any(ch in target for ch in "\\\t\r\n")):
         return target
     return "/"
+
+
+@router.get("/invite/{token}", response_class=HTMLResponse)
+def invite_page(token: str, request: Request, db: Session = DB) -> Response:
+    """Accept an invitation: signed in, join; else sign in first, or create the account."""
+    viewer = current_viewer(request, db)
+    # Drawn without the app shell: the visitor may not be a member of anything yet.
+    return _render(request, "invite.html", None, title="Invitation", token=token,
+                   signed_in_as=viewer.email if viewer else "")
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+def reset_request_page(request: Request) -> Response:
+    return _render(request, "reset_request.html", None, title="Reset your password")
+
+
+@router.get("/reset-password/{token}", response_class=HTMLResponse)
+def reset_set_page(token: str, request: Request) -> Response:
+    return _render(request, "reset_set.html", None, title="Choose a new password", token=token)
 
 
 def install(app: FastAPI) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from tests.conftest import Tenant, add_user, login, make_tenant
+from tests.security.accounts_helpers import accept_new, invite, token_of, unique_email
 
 
 def assert_problem(r, status: int) -> dict:  # type: ignore[no-untyped-def]
@@ -119,20 +120,33 @@ def test_session_cookie_is_httponly(client: TestClient, tenant: Tenant) -> None:
 
 
 def test_members_roles(client: TestClient, tenant: Tenant) -> None:
-    r = client.post("/v1/members", json={"email": "New@Example.com", "role": "viewer",
-                                         "password": "long-enough-pw"}, headers=tenant.auth)
+    address = unique_email("new")
+    # Nobody sets another person's password: adding a member is an invitation.
+    body = assert_problem(client.post("/v1/members", json={
+        "email": address.upper(), "role": "viewer", "password": "long-enough-pw"},
+        headers=tenant.auth), 422)
+    assert "password" in body["detail"]
+    r = client.post("/v1/members", json={"email": address.upper(), "role": "viewer"},
+                    headers=tenant.auth)
     assert r.status_code == 201, r.text
-    member = r.json()
-    assert member["email"] == "new@example.com" and member["role"] == "viewer"
-    assert_problem(client.post("/v1/members", json={"email": "new@example.com"},
+    invitation = r.json()
+    assert invitation["email"] == address and invitation["role"] == "viewer"
+    assert {"id", "email", "role", "expires_at", "url"} <= invitation.keys()
+    accepted = accept_new(client, invitation["url"])
+    assert accepted["organization"]["id"] == tenant.org_id
+    members = client.get("/v1/members", headers=tenant.auth).json()["items"]
+    member = next(m for m in members if m["email"] == address)
+    assert member["role"] == "viewer"
+    assert_problem(client.post("/v1/members", json={"email": address},
                                headers=tenant.auth), 409)
     r = client.patch(f"/v1/members/{member['id']}", json={"role": "member"}, headers=tenant.auth)
     assert r.status_code == 200 and r.json()["role"] == "member"
 
     members = client.get("/v1/members", headers=tenant.auth).json()["items"]
     owner = next(m for m in members if m["role"] == "owner")
+    # An API key never changes ownership (app/identity/authorization.py).
     body = assert_problem(client.patch(f"/v1/members/{owner['id']}", json={"role": "admin"},
-                                       headers=tenant.auth), 422)
+                                       headers=tenant.auth), 403)
     assert "owner" in body["detail"]
     assert client.delete(f"/v1/members/{member['id']}", headers=tenant.auth).status_code == 204
 
@@ -157,9 +171,11 @@ def test_admin_cannot_touch_owner(client: TestClient, tenant: Tenant) -> None:
 
 
 def test_org_switcher(client: TestClient, tenant: Tenant, other_tenant: Tenant) -> None:
-    # The first tenant's owner is also a member of the second org.
-    client.post("/v1/members", json={"email": tenant.email, "role": "member"},
-                headers=other_tenant.auth)
+    # The first tenant's owner is invited to the second org and accepts, signed in.
+    url = invite(client, other_tenant, tenant.email)["url"]
+    csrf = login(client, tenant.email, tenant.password)
+    r = client.post(f"/v1/invitations/{token_of(url)}/accept", headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
     login(client, tenant.email, tenant.password)
     me = client.get("/v1/me").json()
     assert {o["id"] for o in me["organizations"]} == {tenant.org_id, other_tenant.org_id}
@@ -172,9 +188,11 @@ def test_org_switcher(client: TestClient, tenant: Tenant, other_tenant: Tenant) 
 
 
 def test_demo_style_internal_domain_can_sign_in(client: TestClient, tenant: Tenant) -> None:
-    r = client.post("/v1/members", json={"email": " Someone@Atelier.Local", "role": "member",
-                                         "password": "long-enough-pw"}, headers=tenant.auth)
-    assert r.status_code == 201 and r.json()["email"] == "someone@atelier.local"
-    login(client, "someone@atelier.local", "long-enough-pw")
+    local = f"someone-{tenant.slug}@atelier.local"
+    r = client.post("/v1/members", json={"email": f" {local.title()}", "role": "member"},
+                    headers=tenant.auth)
+    assert r.status_code == 201 and r.json()["email"] == local
+    accept_new(client, r.json()["url"], password="long-enough-pw")
+    login(client, local, "long-enough-pw")
     assert_problem(client.post("/v1/auth/login", json={"email": "not-an-email",
                                                        "password": "x"}), 422)

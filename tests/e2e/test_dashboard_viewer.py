@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -14,7 +15,7 @@ from tests.e2e.conftest import Server, owner_client, png_b64, sign_in, snap
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 VIEWER_EMAIL = "viewer@example.com"
-VIEWER_PASSWORD = "viewer-pass-1"
+VIEWER_PASSWORD = "viewer-pass-1"  # passes the password policy
 
 WRITES_JS = """
 async (datasetId) => {
@@ -38,9 +39,15 @@ async (datasetId) => {
 def _seed(server: Server) -> str:
     c = owner_client(server.base)
     try:
-        r = c.post("/v1/members", json={"email": VIEWER_EMAIL, "role": "viewer",
-                                        "password": VIEWER_PASSWORD, "name": "Vera Viewer"})
-        assert r.status_code in (201, 409), r.text
+        # Joining is by invitation: the viewer accepts and chooses their own password.
+        r = c.post("/v1/invitations", json={"email": VIEWER_EMAIL, "role": "viewer"})
+        if r.status_code == 201:
+            token = r.json()["url"].rsplit("/", 1)[-1]
+            accepted = httpx.post(f"{server.base}/v1/invitations/{token}/accept",
+                                  json={"name": "Vera Viewer", "password": VIEWER_PASSWORD})
+            assert accepted.status_code == 200, accepted.text
+        else:
+            assert r.status_code == 409, r.text  # already a member
         ds = c.post("/v1/datasets", json={"name": "Shared moodboard"}).json()
         files = [("files", (f"mood-{i}.png", base64.b64decode(png_b64(i)), "image/png"))
                  for i in range(2)]
@@ -51,7 +58,7 @@ def _seed(server: Server) -> str:
 
 
 def _no_write_controls(page: Page) -> None:
-    for name in ("New dataset", "Create job", "Create API key", "Add member", "Delete",
+    for name in ("New dataset", "Create job", "Create API key", "Invite member", "Delete",
                  "Rename", "Revoke", "Remove", "Cancel job", "Retry", "Finalize…"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Create job")).to_have_count(0)

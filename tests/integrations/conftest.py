@@ -19,7 +19,20 @@ WORKER_ENV = {
     "ATELIER_WEBHOOK_BACKOFF_CAP_S": "1",
     "ATELIER_WEBHOOK_MAX_ATTEMPTS": "3",
     "ATELIER_WEBHOOK_TIMEOUT_S": "5",
+    "ATELIER_EGRESS_ALLOW": "127.0.0.1/32",  # the loopback receivers below (egress guard)
 }
+
+
+@pytest.fixture(autouse=True)
+def _egress_allows_loopback() -> Iterator[None]:
+    """The receivers here listen on 127.0.0.1, which the egress guard refuses by default."""
+    from app.core.settings import get_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATELIER_EGRESS_ALLOW", WORKER_ENV["ATELIER_EGRESS_ALLOW"])
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
 
 
 @dataclass

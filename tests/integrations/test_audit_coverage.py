@@ -68,6 +68,35 @@ def _login(c: Ctx) -> httpx.Response:
     return r
 
 
+def _accept_invitation(c: Ctx) -> httpx.Response:
+    url = c.call("POST", "/v1/invitations", json={
+        "email": f"joiner-{c.tenant.slug}@example.com", "role": "viewer"}).json()["url"]
+    newcomer = TestClient(c.client.app)  # the invitee's own browser
+    return newcomer.post(f"/v1/invitations/{url.rsplit('/', 1)[-1]}/accept",
+                         json={"name": "Joiner", "password": "pw-joiner-secret"})
+
+
+def _reset_password(c: Ctx) -> httpx.Response:
+    from app.core.db import session_scope
+    from app.identity import password_reset
+    from app.models import User
+
+    with session_scope() as db:  # the token the mail would carry
+        token = password_reset.issue(db, db.query(User).filter(
+            User.email == c.tenant.email).one())
+    # The same password again: later steps still sign in with it.
+    return c.client.post(f"/v1/auth/password-reset/{token}",
+                         json={"password": c.tenant.password})
+
+
+def _change_password(c: Ctx) -> httpx.Response:
+    csrf = login(c.client, c.tenant.email, c.tenant.password)
+    r = c.client.post("/v1/auth/password", headers={"X-CSRF-Token": csrf}, json={
+        "current_password": c.tenant.password, "new_password": c.tenant.password})
+    c.client.cookies.clear()
+    return r
+
+
 def _complete_upload(c: Ctx) -> httpx.Response:
     data = png(4242)
     made = c.call("POST", "/v1/datasets/{dataset_id}/uploads", json={"files": [
@@ -109,9 +138,17 @@ ACTIONS: dict[tuple[str, str], tuple[str, Perform]] = {
         "POST", "/v1/api-keys/{key_id}/rotate")),
     ("DELETE", "/v1/api-keys/{key_id}"): ("api_key.revoke", lambda c: c.call(
         "DELETE", "/v1/api-keys/{key_id}")),
-    ("POST", "/v1/members"): ("member.add", lambda c: c.call(
-        "POST", "/v1/members", json={"email": "audited-new@example.com", "role": "viewer",
-                                     "password": "pw-audited-secret"})),
+    ("POST", "/v1/members"): ("invitation.create", lambda c: c.call(
+        "POST", "/v1/members", json={"email": "audited-new@example.com", "role": "viewer"})),
+    ("POST", "/v1/invitations"): ("invitation.create", lambda c: c.call(
+        "POST", "/v1/invitations", json={"email": "audited-inv@example.com", "role": "viewer"})),
+    ("POST", "/v1/invitations/{token}/accept"): ("invitation.accept", _accept_invitation),
+    ("DELETE", "/v1/invitations/{invitation_id}"): ("invitation.revoke", lambda c: c.call(
+        "DELETE", "/v1/invitations/{invitation_id}")),
+    ("POST", "/v1/auth/password-reset"): ("auth.password_reset.request", lambda c:
+        c.client.post("/v1/auth/password-reset", json={"email": c.tenant.email})),
+    ("POST", "/v1/auth/password-reset/{token}"): ("auth.password_reset", _reset_password),
+    ("POST", "/v1/auth/password"): ("auth.password_change", _change_password),
     ("PATCH", "/v1/members/{member_id}"): ("member.update", lambda c: c.call(
         "PATCH", "/v1/members/{member_id}", json={"role": "viewer"})),
     ("DELETE", "/v1/members/{member_id}"): ("member.remove", lambda c: c.call(

@@ -105,7 +105,9 @@ OPERATION_IDS = {
     "login", "logout", "readyz", "redeliver_webhook_delivery", "remove_member", "rename_model",
     "retry_job", "revoke_api_key", "rotate_api_key", "stream_job_events", "switch_org",
     "update_dataset", "update_item", "update_items", "update_member", "update_webhook",
-    "upload_items",
+    "upload_items", "create_invitation", "list_invitations", "revoke_invitation",
+    "get_invitation", "accept_invitation", "request_password_reset", "complete_password_reset",
+    "change_password",
 }
 
 

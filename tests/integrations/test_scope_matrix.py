@@ -27,8 +27,16 @@ SCOPES: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("POST", "/v1/auth/login"): PUBLIC,
     ("POST", "/v1/auth/logout"): PUBLIC,
     ("POST", "/v1/auth/switch-org"): SESSION,
+    ("POST", "/v1/auth/password"): SESSION,
+    ("POST", "/v1/auth/password-reset"): PUBLIC,
+    ("POST", "/v1/auth/password-reset/{token}"): PUBLIC,
+    ("POST", "/v1/invitations"): (ADMIN,),
+    ("GET", "/v1/invitations"): (ADMIN,),
+    ("DELETE", "/v1/invitations/{invitation_id}"): (ADMIN,),
+    ("GET", "/v1/invitations/{token}"): PUBLIC,  # the link's token is the credential
+    ("POST", "/v1/invitations/{token}/accept"): PUBLIC,  # signed in, or {name, password}
     ("GET", "/v1/usage"): ANY,
-    ("GET", "/v1/members"): ANY,
+    ("GET", "/v1/members"): (ADMIN,),  # members' emails: signed-in users see them (any role)
     ("POST", "/v1/members"): (ADMIN,),
     ("PATCH", "/v1/members/{member_id}"): (ADMIN,),
     ("DELETE", "/v1/members/{member_id}"): (ADMIN,),

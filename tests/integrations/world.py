@@ -100,6 +100,8 @@ def build_world(client: TestClient, tenant: Tenant) -> World:
     members = call("GET", "/v1/members")["items"]
     member = next(m for m in members if m["email"] == email)
     spare_key = call("POST", "/v1/api-keys", json={"name": "spare", "scopes": ["jobs:read"]})
+    invitation = call("POST", "/v1/invitations", json={
+        "email": f"invited-{secrets.token_hex(4)}@example.com", "role": "viewer"})
 
     storage = get_storage()
     model_job = make_job(storage, tenant.org_id, steps=[2, 4])
@@ -109,7 +111,8 @@ def build_world(client: TestClient, tenant: Tenant) -> World:
         "dataset_id": dataset["id"], "item_id": items[0]["id"], "job_id": model_job.job_id,
         "model_id": models["models"][0]["id"], "webhook_id": webhook["id"],
         "delivery_id": _delivery(tenant.org_id, webhook["id"]), "key_id": spare_key["id"],
-        "member_id": member["id"],
+        "member_id": member["id"], "invitation_id": invitation["id"],
+        "token": invitation["url"].rsplit("/", 1)[-1],
     }
     return World(ids=ids, finalizable_job_id=finalizable.job_id,
                  failed_job_id=_job(tenant.org_id, "failed"),

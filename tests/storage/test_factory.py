@@ -105,9 +105,11 @@ def test_router_uses_get_storage_dependency(
     app.include_router(router)
     storage = get_storage()
     with TestClient(app) as client:
-        up = storage.presign_put("r/a.txt", "text/plain")
-        assert client.put(up.url, content=b"hi", headers=up.headers).status_code == 200
-        resp = client.get(storage.presign_get("r/a.txt", filename="a.txt"))
-        assert resp.status_code == 200 and resp.content == b"hi"
-        assert resp.headers["content-type"].startswith("text/plain")
+        png = b"\x89PNG\r\n\x1a\nhi"
+        up = storage.presign_put("r/a.png", "image/png")
+        assert client.put(up.url, content=png, headers=up.headers).status_code == 200
+        resp = client.get(storage.presign_get("r/a.png", filename="a.png"))
+        assert resp.status_code == 200 and resp.content == png
+        assert resp.headers["content-type"] == "image/png"
+        assert resp.headers["x-content-type-options"] == "nosniff"
         assert client.get("/storage/not-a-token").status_code == 403

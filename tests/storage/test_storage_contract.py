@@ -30,6 +30,9 @@ from tests.fixtures_s3 import (  # noqa: F401  (fixtures are used by name)
 )
 
 SECRET = "test-secret-key"
+# Uploads through presigned URLs must start with the signed image type's magic bytes.
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+WEBP_MAGIC = b"RIFF\x00\x00\x00\x00WEBP"
 
 
 class LocalServer:
@@ -261,9 +264,9 @@ def test_s3_check_fails_when_unreachable(request: pytest.FixtureRequest) -> None
 def test_presigned_put_upload(storage: Storage) -> None:
     up = storage.presign_put("up/put.png", "image/png")
     assert up.method == "PUT"
-    resp = httpx.put(up.url, content=b"png-bytes", headers=up.headers)
+    resp = httpx.put(up.url, content=PNG_MAGIC + b"png-bytes", headers=up.headers)
     assert resp.status_code == 200, resp.text
-    assert storage.get("up/put.png") == b"png-bytes"
+    assert storage.get("up/put.png") == PNG_MAGIC + b"png-bytes"
     info = storage.head("up/put.png")
     assert info is not None and info.content_type == "image/png"
 
@@ -272,10 +275,10 @@ def test_presigned_post_upload(storage: Storage) -> None:
     up = storage.presign_post("up/post.webp", "image/webp", max_bytes=1000)
     assert up.method == "POST"
     resp = httpx.post(
-        up.url, data=up.fields, files={"file": ("post.webp", b"webp-bytes", "image/webp")}
+        up.url, data=up.fields, files={"file": ("post.webp", WEBP_MAGIC + b"v", "image/webp")}
     )
     assert resp.status_code in (200, 201, 204), resp.text
-    assert storage.get("up/post.webp") == b"webp-bytes"
+    assert storage.get("up/post.webp") == WEBP_MAGIC + b"v"
     info = storage.head("up/post.webp")
     assert info is not None and info.content_type == "image/webp"
 
@@ -290,7 +293,11 @@ def test_presigned_get_download(storage: Storage) -> None:
     assert disposition.startswith("attachment;")
     assert "filename*=UTF-8''my%20model%20%C3%A9.safetensors" in disposition
     plain = httpx.get(storage.presign_get("dl/model.safetensors"))
-    assert plain.status_code == 200 and "content-disposition" not in plain.headers
+    assert plain.status_code == 200
+    if isinstance(storage, LocalStorage):  # never inline from our origin unless an image
+        assert plain.headers["content-disposition"].startswith("attachment;")
+    else:
+        assert "content-disposition" not in plain.headers
 
 
 def test_local_presigned_get_missing_is_404(local: LocalStorage) -> None:
@@ -300,9 +307,9 @@ def test_local_presigned_get_missing_is_404(local: LocalStorage) -> None:
 def test_local_expired_token_rejected(local: LocalStorage) -> None:
     local.put("e/x.txt", b"x")
     assert httpx.get(local.presign_get("e/x.txt", expires_s=0)).status_code == 403
-    up = local.presign_put("e/y.txt", "text/plain", expires_s=0)
-    assert httpx.put(up.url, content=b"y", headers=up.headers).status_code == 403
-    assert local.head("e/y.txt") is None
+    up = local.presign_put("e/y.png", "image/png", expires_s=0)
+    assert httpx.put(up.url, content=PNG_MAGIC, headers=up.headers).status_code == 403
+    assert local.head("e/y.png") is None
 
 
 def test_local_forged_or_misused_token_rejected(local: LocalStorage) -> None:
@@ -317,25 +324,25 @@ def test_local_forged_or_misused_token_rejected(local: LocalStorage) -> None:
 
 
 def test_local_put_size_limit(local: LocalStorage) -> None:
-    up = local.presign_put("lim/a.bin", "application/octet-stream", max_bytes=10)
-    ok = httpx.put(up.url, content=b"0123456789", headers=up.headers)
+    up = local.presign_put("lim/a.png", "image/png", max_bytes=10)
+    ok = httpx.put(up.url, content=PNG_MAGIC + b"01", headers=up.headers)
     assert ok.status_code == 200
-    big = httpx.put(up.url, content=b"0123456789X", headers=up.headers)
+    big = httpx.put(up.url, content=PNG_MAGIC + b"01X", headers=up.headers)
     assert big.status_code == 413
     # Chunked (no Content-Length): the limit is enforced on the bytes that arrive.
-    chunked = httpx.put(up.url, content=iter([b"01234", b"56789", b"X"]), headers=up.headers)
+    chunked = httpx.put(up.url, content=iter([PNG_MAGIC, b"01", b"X"]), headers=up.headers)
     assert chunked.status_code == 413
-    assert local.get("lim/a.bin") == b"0123456789"  # the failed uploads left nothing behind
+    assert local.get("lim/a.png") == PNG_MAGIC + b"01"  # the failed uploads left nothing behind
     assert list((local.root / ".tmp").iterdir()) == []
 
 
 def test_local_post_size_limit(local: LocalStorage) -> None:
-    up = local.presign_post("lim/p.bin", "application/octet-stream", max_bytes=10)
-    resp = httpx.post(up.url, data=up.fields, files={"file": ("p.bin", b"x" * 11)})
+    up = local.presign_post("lim/p.png", "image/png", max_bytes=10)
+    resp = httpx.post(up.url, data=up.fields, files={"file": ("p.png", PNG_MAGIC + b"x" * 3)})
     assert resp.status_code == 413
-    huge = httpx.post(up.url, data=up.fields, files={"file": ("p.bin", b"x" * 200_000)})
+    huge = httpx.post(up.url, data=up.fields, files={"file": ("p.png", b"x" * 200_000)})
     assert huge.status_code == 413
-    assert local.head("lim/p.bin") is None
+    assert local.head("lim/p.png") is None
 
 
 def test_local_upload_content_type_must_match(local: LocalStorage) -> None:

@@ -3,6 +3,10 @@
 Writes are throttled (progress at most every ``flush_s``), and every update is conditional on
 this worker still owning the job, so a worker that was presumed dead cannot overwrite the job
 after another worker took it over.
+
+GPU time is enforced here: every write of progress or heartbeat also writes the job's GPU
+seconds so far, then reads the org's total for the month; at the limit the run stops at the
+next step and ends ``cancelled`` with the reason (app/integrations/quotas.py).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from sqlalchemy import delete, select, update
 from app.core.db import session_scope
 from app.core.hashing import file_sha256
 from app.core.keys import checkpoint_prefix, validation_key
+from app.integrations.quotas import org_gpu_exhausted
 from app.jobs import signals
 from app.jobs.state import now
 from app.models import Checkpoint, JobLogLine, JobMetric, TrainingJob, ValidationImage
 from app.storage.base import Storage
+from worker.runner.error_report import scrub
 from worker.runner.state_sync import upload_state
 from worker.training.callbacks import TrainingCallbacks
 from worker.training.types import Progress
@@ -33,8 +39,12 @@ OWNED = ("running", "cancelling")
 
 class JobReporter(TrainingCallbacks):
     def __init__(self, job_id: str, org_id: str, worker_id: str, storage: Storage,
-                 *, flush_s: float = 1.0, heartbeat_s: float = 5.0) -> None:
+                 *, flush_s: float = 1.0, heartbeat_s: float = 5.0,
+                 gpu_seconds: float = 0.0) -> None:
         self.job_id, self.org_id, self.worker_id = job_id, org_id, worker_id
+        self._gpu_before = gpu_seconds  # used by earlier attempts of this job
+        self._gpu_since = time.monotonic()
+        self.stop_reason: str | None = None  # why the service stopped the run (GPU quota)
         self.storage = storage
         self.flush_s = flush_s
         self._metrics: list[dict[str, Any]] = []
@@ -48,7 +58,12 @@ class JobReporter(TrainingCallbacks):
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
+        self._gpu_since = time.monotonic()
         self._beater.start()
+
+    def gpu_used(self) -> float:
+        """This job's GPU seconds, all attempts, up to now."""
+        return self._gpu_before + (time.monotonic() - self._gpu_since)
 
     def close(self) -> None:
         self._halt.set()
@@ -69,15 +84,21 @@ class JobReporter(TrainingCallbacks):
 
     def _update(self, values: dict[str, Any]) -> None:
         with session_scope() as db:
-            moved = db.execute(update(TrainingJob).where(self._owned()).values(**values)
+            moved = db.execute(update(TrainingJob).where(self._owned())
+                               .values(gpu_seconds=self.gpu_used(), **values)
                                .execution_options(synchronize_session=False)).rowcount
             status = db.scalar(select(TrainingJob.status).where(TrainingJob.id == self.job_id))
+            exhausted = org_gpu_exhausted(db, self.org_id) if moved else None
         signals.notify(self.job_id)
         if not moved:  # cancelled for good, or requeued and taken over by another worker
             self.lost = True
             self._stop = True
         elif status == "cancelling":
             self._stop = True
+        if exhausted and not self._stop:
+            self.stop_reason = exhausted
+            self._stop = True
+            self.on_log(f"stopping: {exhausted}")
 
     # --- callbacks ---------------------------------------------------------------------------
     def on_progress(self, progress: Progress) -> None:
@@ -110,8 +131,10 @@ class JobReporter(TrainingCallbacks):
         return self._stop
 
     def on_log(self, message: str) -> None:
+        # Tenants read these lines: training code may name server paths (the base model's).
         with session_scope() as db:
-            db.add(JobLogLine(job_id=self.job_id, created_at=now(), message=message[:4000]))
+            db.add(JobLogLine(job_id=self.job_id, created_at=now(),
+                              message=scrub(message)[:4000]))
 
     def on_checkpoint(self, step: int, files: list[Path]) -> None:
         prefix = checkpoint_prefix(self.org_id, self.job_id, step)

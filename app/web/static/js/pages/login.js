@@ -1,5 +1,6 @@
 import { api } from '../api.js';
 import { $ } from '../dom.js';
+import { nextFromQuery } from '../next.js';
 import { clearErrors, showErrors } from '../ui.js';
 
 const form = $('[data-login-form]');
@@ -12,10 +13,10 @@ form.addEventListener('submit', async (e) => {
   button.textContent = 'Signing in…';
   try {
     await api('/v1/auth/login', { method: 'POST', json: data });
-    const next = new URLSearchParams(location.search).get('next') || '/';
-    location.assign(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+    location.assign(nextFromQuery('/'));
   } catch (err) {
     if (err.status === 401) err.message = 'That email and password do not match an account.';
+    if (err.status === 429) err.message = `Too many failed attempts. ${err.message}`;
     const first = showErrors(form, err);
     (first || $('#password')).focus();
     button.disabled = false;

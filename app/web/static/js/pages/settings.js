@@ -114,24 +114,54 @@ async function removeMember(m) {
   try { await api(`/v1/members/${m.id}`, { method: 'DELETE' }); toast('Member removed', 'success'); members(); } catch (err) { toast(err.message, 'error'); }
 }
 
+// --- invitations (joining is by invitation; nobody sets another person's password) ----------
+
+async function invitations() {
+  const box = $('[data-invitations]');
+  if (!box) return;
+  try {
+    const items = await listAll('/v1/invitations');
+    if (!items.length) { box.replaceChildren(h('p', { class: 'muted small' }, 'No pending invitations.')); return; }
+    box.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, ['Email', 'Role', 'Invited by', 'Expires', ''].map((c) => h('th', { scope: 'col' }, c)))),
+      h('tbody', {}, items.map((i) => h('tr', { 'data-invitation': i.id },
+        h('td', {}, h('strong', {}, i.email)), h('td', {}, h('span', { class: `badge role-${i.role}` }, i.role)),
+        h('td', { class: 'small' }, i.invited_by.replace(/^(user|api_key):/, '')), h('td', { class: 'small' }, fmtDate(i.expires_at)),
+        h('td', { class: 'right' }, h('button', { class: 'btn btn-danger-ghost btn-sm', type: 'button', onclick: () => revokeInvitation(i) }, 'Revoke'))))))));
+  } catch (err) { box.replaceChildren(h('p', { class: 'alert alert-error' }, err.message)); }
+}
+
+async function revokeInvitation(i) {
+  if (!await confirmDialog({ title: `Revoke the invitation for ${i.email}?`, body: 'The link stops working at once.', confirmText: 'Revoke', danger: true })) return;
+  try { await api(`/v1/invitations/${i.id}`, { method: 'DELETE' }); toast('Invitation revoked', 'success'); invitations(); } catch (err) { toast(err.message, 'error'); }
+}
+
 const memberDialog = $('[data-member-dialog]');
 if (memberDialog) {
   const form = $('[data-member-form]', memberDialog);
+  const reveal = $('[data-invite-reveal]');
   $('[data-new-member]').addEventListener('click', () => { form.reset(); clearErrors(form); openDialog(memberDialog); });
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
     const data = Object.fromEntries(new FormData(form));
-    if (!data.password) delete data.password;
     try {
-      await api('/v1/members', { method: 'POST', json: data });
+      const made = await api('/v1/invitations', { method: 'POST', json: { email: data.email, role: data.role } });
       memberDialog.close();
-      toast(`${data.email} added as ${data.role}`, 'success');
-      members();
+      $('[data-invite-email]', reveal).textContent = made.email;
+      $('[data-invite-url]', reveal).textContent = made.url;  // shown once: not kept anywhere else
+      reveal.hidden = false;
+      $('[data-copy-invite]', reveal).focus();
+      invitations();
     } catch (err) { (showErrors(form, err) || form.elements.email).focus(); }
   });
+  $('[data-copy-invite]').addEventListener('click', async () => {
+    if (await copyText($('[data-invite-url]').textContent)) toast('Invitation link copied', 'success');
+  });
+  $('[data-dismiss-invite]').addEventListener('click', () => { $('[data-invite-url]').textContent = ''; reveal.hidden = true; });
 }
 
 usage();
 keys();
 members();
+invitations();
