@@ -11,7 +11,7 @@ from app.core.db import session_scope
 
 
 def get_db() -> Iterator[Session]:
-    with session_scope() as session:
+    with session_scope(api=True) as session:
         yield session
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("atelier.errors")
@@ -106,10 +106,17 @@ _STATUS_TITLES = {
     400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
     405: "Method not allowed", 409: "Conflict", 413: "Payload too large",
     415: "Unsupported media type", 422: "Validation failed", 429: "Too many requests",
+    503: "Service unavailable",
 }
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from app.core.text_guard import TextGuard
+
+    # Text the database cannot store (NUL, lone surrogates) is refused here, for every route,
+    # as a 422 naming the field: it must never reach a commit that could fail after the fact.
+    app.add_middleware(TextGuard)
+
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return problem(
@@ -141,6 +148,24 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("data error: %s", exc.orig)
         return problem(422, "Validation failed",
                        "A value in the request cannot be stored (e.g. a NUL character).")
+
+    @app.exception_handler(OperationalError)
+    async def _operational(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database is busy or unreachable, or a statement ran past the API's timeout
+        # (including at commit): a fault on our side, the write is not stored, retrying helps.
+        log.warning("database unavailable: %s", exc.orig)
+        return problem(503, "Service unavailable",
+                       "The database is busy; nothing was changed. Please retry.",
+                       headers={"Retry-After": "1"})
+
+    @app.exception_handler(DBAPIError)
+    async def _database_fault(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Any other database error, at commit included: nothing was stored, and the answer says
+        # so (answered here rather than by the last-resort handler, which also drops the
+        # connection).
+        log.error("database error", exc_info=exc)
+        return problem(500, "Internal server error",
+                       "Something went wrong on our side; nothing was changed.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -24,4 +24,7 @@ def lock_org(db: Session, org_id: str) -> None:
         db.execute(update(Organization).where(Organization.id == org_id)
                    .values(plan=Organization.plan).execution_options(synchronize_session=False))
     else:
-        db.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+        # NO KEY UPDATE: serialises lock holders, yet does not wait on (or deadlock with) the
+        # KEY SHARE locks that inserting a row referencing the org takes.
+        db.execute(select(Organization.id).where(Organization.id == org_id)
+                   .with_for_update(key_share=True))

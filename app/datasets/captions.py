@@ -24,7 +24,9 @@ BulkOp = Literal["prepend", "append", "replace", "clear"]
 def normalize_caption(text: str | None) -> str | None:
     if text is None:
         return None
-    text = text.strip()
+    # Captions from files (zip .txt, data.jsonl, imports) may carry NULs, which PostgreSQL text
+    # cannot store; JSON requests with one are refused before this (app/core/text_guard.py).
+    text = text.replace("\x00", "").strip()
     return text[: limits.MAX_CAPTION_CHARS] or None
 
 

@@ -1,5 +1,7 @@
 """The one path every upload takes (multipart, zip entry, presigned): verify, de-duplicate,
-check the storage limit, store the image and its thumbnail, insert the item.
+store the image and its thumbnail (the slow work, no lock held), then ``record``: under the
+org's lock, check the storage limit against the current total and insert the items that fit
+(see app/integrations/quotas.py). A stored object that is refused is deleted.
 
 A file that fails any step is recorded in ``rejected`` with its reason and the rest go on, so
 one bad file never sinks the others.
@@ -15,12 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.ids import new_id
+from app.core.locking import lock_org
 from app.core.usage import storage_bytes
 from app.datasets import limits, repository, service
 from app.datasets.captions import normalize_caption
 from app.datasets.images import Rejected, VerifiedImage, file_size, verify_image
 from app.datasets.names import clean_filename
 from app.identity.principal import Principal
+from app.integrations.quotas import storage_refused
 from app.models import Dataset, DatasetItem
 from app.storage.base import Storage, StorageError
 
@@ -40,7 +44,9 @@ class Ingest:
         self.limit = principal.organization.storage_limit_bytes
         self.count = repository.item_count(db, dataset)
         self.created: list[DatasetItem] = []
+        self.pending: list[tuple[DatasetItem, str, list[str | None]]] = []  # stored, unrecorded
         self.rejected: list[dict[str, str]] = []
+        self.refused_bytes = 0  # bytes refused for the storage limit by ``record``
 
     def reject(self, filename: str, reason: str) -> None:
         self.rejected.append({"filename": filename, "reason": reason})
@@ -49,31 +55,30 @@ class Ingest:
         self, filename: str, fp: BinaryIO, *, caption: str | None = None,
         size: int | None = None, staged: tuple[str, str] | None = None, label: str | None = None,
     ) -> DatasetItem | None:
-        """``staged`` = (key, content type) of a presigned upload already in storage: copied
-        server-side instead of uploaded again when the verified bytes are unchanged. ``label``
-        names the file in ``rejected`` when that differs from the item's filename (zip entries)."""
+        """Verify and store one file; its row is inserted by ``record``. ``staged`` = (key,
+        content type) of a presigned upload already in storage: copied server-side instead of
+        uploaded again when the verified bytes are unchanged. ``label`` names the file in
+        ``rejected`` when that differs from the item's filename (zip entries)."""
         try:
-            item = self._add(filename, fp, caption, size, staged)
+            item, keys = self._add(filename, fp, caption, size, staged)
         except Rejected as exc:
             self.reject(label or filename, str(exc))
             return None
-        self.created.append(item)
+        self.pending.append((item, label or filename, keys))
         return item
 
     def _add(
         self, filename: str, fp: BinaryIO, caption: str | None, size: int | None,
         staged: tuple[str, str] | None,
-    ) -> DatasetItem:
+    ) -> tuple[DatasetItem, list[str | None]]:
         if self.count >= limits.MAX_ITEMS_PER_DATASET:
             raise Rejected(f"the dataset is full ({limits.MAX_ITEMS_PER_DATASET} items)")
         img = verify_image(fp, size)
         if (first := self.seen.get(img.sha256)) is not None:
             raise Rejected(f"duplicate of {first}")
-        if self.used + img.size > self.limit:
-            raise Rejected(
-                f"organization storage limit reached: {self.used} of {self.limit} bytes used, "
-                f"this file needs {img.size}"
-            )
+        if self.used + img.size > self.limit:  # early answer; ``record`` has the final say
+            self.refused_bytes += img.size
+            raise Rejected(self._over_limit(self.used, img.size))
         item_id = new_id()
         key = service.item_key(self.org_id, self.dataset.id, item_id, img.ext)
         tkey = service.thumb_key(self.org_id, self.dataset.id, item_id) if img.thumbnail else None
@@ -84,18 +89,53 @@ class Ingest:
             sha256=img.sha256, width=img.width, height=img.height, bytes=img.size,
             caption=normalize_caption(caption),
         )
+        self.seen[img.sha256] = filename
+        self.used += img.size
+        self.count += 1
+        return item, [key, tkey]
+
+    def _over_limit(self, used: int, size: int) -> str:
+        return (f"organization storage limit reached: {used} of {self.limit} bytes used, "
+                f"this file needs {size}")
+
+    def record(self) -> None:
+        """The short locked step: insert the stored items that still fit the org's storage
+        limit, in upload order; delete the objects of those that do not. Raises 413 with the
+        numbers when files were refused for the limit and none was recorded."""
+        pending, self.pending = self.pending, []
+        if not pending and not self.refused_bytes:
+            return
+        if pending:
+            lock_org(self.db, self.org_id)
+        used = storage_bytes(self.db, self.org_id)
+        count = repository.item_count(self.db, self.dataset)
+        for item, label, keys in pending:
+            if count >= limits.MAX_ITEMS_PER_DATASET:
+                self._refuse(label, keys, f"the dataset is full ({limits.MAX_ITEMS_PER_DATASET} "
+                             "items)")
+            elif used + item.bytes > self.limit:
+                self.refused_bytes += item.bytes
+                self._refuse(label, keys, self._over_limit(used, item.bytes))
+            elif self._insert(item, label, keys):
+                used, count = used + item.bytes, count + 1
+        if self.refused_bytes and not self.created:
+            raise storage_refused(used, self.limit, self.refused_bytes)
+
+    def _insert(self, item: DatasetItem, label: str, keys: list[str | None]) -> bool:
         try:
             # A savepoint per item: a concurrent upload of the same image (unique constraint)
             # costs this one file, not the whole request.
             with self.db.begin_nested():
                 self.db.add(item)
-        except IntegrityError as exc:
-            self._discard([key, tkey])
-            raise Rejected("duplicate of an image stored by a concurrent upload") from exc
-        self.seen[img.sha256] = filename
-        self.used += img.size
-        self.count += 1
-        return item
+        except IntegrityError:
+            self._refuse(label, keys, "duplicate of an image stored by a concurrent upload")
+            return False
+        self.created.append(item)
+        return True
+
+    def _refuse(self, label: str, keys: list[str | None], reason: str) -> None:
+        self._discard(keys)
+        self.reject(label, reason)
 
     def _store(
         self, img: VerifiedImage, key: str, tkey: str | None, staged: tuple[str, str] | None
@@ -147,3 +187,4 @@ def ingest_uploads(ing: Ingest, uploads: list[UploadFile]) -> None:
             ingest_zip(ing, name, fp, size)
         else:
             ing.add(name, fp, size=size)
+    ing.record()

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from app.core import audit
+from app.core.db import end_reads
 from app.core.deps import DB
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import Page, PageParams, paginate
@@ -107,6 +108,7 @@ def _precheck(request: Request, db: Session = DB,
             )
         needed = max(int(declared) - limits.MULTIPART_SLACK_BYTES, 0)
         quotas.check_storage(db, principal.organization, needed)
+    end_reads(db)  # nothing held while the body (maybe a large zip) arrives
 
 
 async def _form_files(request: Request, _: None = Depends(_precheck)
@@ -141,6 +143,7 @@ def upload_items(dataset_id: str, request: Request, db: Session = DB,
     # The real sizes (Content-Length may be absent): the whole request must fit the quota.
     quotas.check_storage(db, principal.organization, sum(file_size(f.file) for f in files))
     ing = Ingest(db, storage, principal, dataset)
+    end_reads(db)  # decoding and storing run outside any transaction; ``record`` writes briefly
     ingest_uploads(ing, files)
     return _finish(db, request, principal, storage, dataset, ing, "dataset.items.upload")
 

@@ -12,7 +12,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import defer
-from app.core.errors import Conflict
+from app.core.errors import Conflict, NotFound
+from app.core.locking import lock_org
 from app.datasets import repository
 from app.identity.principal import Principal
 from app.models import Dataset, DatasetItem, PendingUpload
@@ -94,6 +95,10 @@ def _delete_objects_after_commit(
 
 
 def delete_dataset(db: Session, storage: Storage, dataset: Dataset) -> int:
+    # Job creation snapshots the dataset under the same lock: exactly one of the two wins.
+    lock_org(db, dataset.org_id)
+    if db.scalar(select(Dataset.id).where(Dataset.id == dataset.id)) is None:
+        raise NotFound("Dataset not found.")  # a concurrent delete won
     items = repository.all_items(db, dataset)
     jobs = repository.active_jobs_needing(
         db, dataset.org_id, dataset_id=dataset.id, item_ids=[i.id for i in items]
@@ -120,6 +125,7 @@ def _item_keys(items: list[DatasetItem]) -> list[str]:
 
 
 def delete_item(db: Session, storage: Storage, dataset: Dataset, item: DatasetItem) -> None:
+    lock_org(db, dataset.org_id)
     jobs = repository.active_jobs_needing(db, dataset.org_id, item_ids=[item.id])
     _refuse_if_needed(jobs, "This item")
     db.delete(item)

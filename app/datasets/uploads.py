@@ -7,7 +7,9 @@
 3. ``complete``: the server trusts nothing the client said. It checks the object exists, that
    its size is the declared one and within the limits, and decodes it like any other upload.
    Whatever happens the staged object is deleted: a verified image has been copied to its item
-   key, a rejected one must not linger.
+   key, a rejected one must not linger. The items are recorded by ``Ingest.record`` (the org's
+   lock, the storage limit against the current total), so concurrent completes cannot exceed
+   the quota together.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.db import end_reads
 from app.core.ids import new_id
 from app.datasets import limits, service
 from app.datasets.images import CONTENT_TYPES, Rejected, check_file_size
@@ -133,6 +136,7 @@ def complete(
             )
         )
     }
+    end_reads(db)  # downloads and decoding run outside any transaction; ``record`` writes
     staged: list[str] = []
     with tempfile.TemporaryDirectory(prefix="atelier-upload-") as scratch:
         for upload_id in wanted:
@@ -151,5 +155,6 @@ def complete(
             storage.delete_many(staged)
         except StorageError:
             log.exception("could not delete %d staged uploads", len(staged))
+    ing.record()  # under the org's lock, after the slow work: see app/integrations/quotas.py
     db.flush()
     return ing

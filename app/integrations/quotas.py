@@ -1,8 +1,30 @@
-"""Per-org quotas (storage bytes, monthly GPU seconds, concurrent jobs) and usage figures.
+"""Per-org limits (storage bytes, concurrent jobs, monthly GPU seconds, per-job size) and usage.
 
-Concurrency is enforced where jobs are dispatched (a queued job simply waits for a slot), so
-it is reported here but never refused; storage and GPU time are refused with an error that
-names the limit and the numbers.
+How each limit holds under any number of concurrent requests — one rule: **do the slow work
+first, then take the org's lock (``app.core.locking.lock_org``), check against the current
+total, record, commit.** Two requests of one org can never both pass a check that only one
+of them fits, because the second one's check runs after the first one's rows are committed.
+
+- **Storage.** An upload receives, decodes, hashes and writes its objects *before* the lock;
+  then ``Ingest.record`` locks, sums the org's bytes from the rows and inserts the items that
+  still fit, in order. A file that no longer fits is refused and its objects deleted; when
+  nothing of the request fits the answer is 413 with the numbers (``used``, ``limit``,
+  ``requested``). Presigned ``complete`` goes through the same step.
+- **Concurrent jobs.** Creating a job never refuses (the job waits in the queue). A worker's
+  claim (``queued -> running``) locks the org and counts its running jobs; over the limit it
+  puts the job back in the queue undispatched. So only ``max_concurrent_jobs`` ever run.
+- **GPU time.** A job's ``gpu_seconds`` grow while it runs (the worker writes them with every
+  progress flush and heartbeat), so "used this month" is live. Starting a job (the claim,
+  under the lock) **reserves** its expected length: ``remaining steps x gpu_seconds_per_step``
+  (setting). Free seconds = limit - used - what running jobs reserved and have not used yet.
+  At the claim: no seconds left at all -> the job ends ``failed`` with "GPU quota reached: ..."
+  (retry it next month); seconds left but all reserved by running jobs -> it stays ``queued``
+  and starts when they end. While running, the worker stops a job once the org's usage reaches
+  the limit: the job ends ``cancelled`` with ``error`` = "GPU quota reached: ...", and keeps
+  every checkpoint it saved (``cancelled`` jobs can be finalized; the engine does not save a
+  new checkpoint at the stop). Creating a job with the month's seconds used up is a 429.
+- **Per-job size.** ``max_train_steps`` and the number of validation images a job renders are
+  bounded by the plan (``max_train_steps_limit``, ``max_validation_images_limit``): 422.
 """
 
 from __future__ import annotations
@@ -13,11 +35,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.errors import AppError
+from app.core.errors import AppError, Unprocessable
+from app.core.settings import get_settings
 from app.core.usage import storage_bytes
 from app.models import Organization, TrainingJob
 
 HOLDING_GPU = ("running", "cancelling")  # a stopping job still holds its GPU
+QUOTA_REACHED = "GPU quota reached"
 
 
 class GpuQuotaExceeded(AppError):
@@ -42,6 +66,25 @@ def gpu_seconds_this_month(db: Session, org_id: str) -> float:
         TrainingJob.org_id == org_id, TrainingJob.created_at >= start)) or 0.0)
 
 
+def gpu_seconds_reserved(db: Session, org_id: str, exclude_job: str | None = None) -> float:
+    """Seconds running jobs set aside at start and have not used yet."""
+    rows = db.execute(select(TrainingJob.id, TrainingJob.gpu_seconds_reserved,
+                             TrainingJob.gpu_seconds).where(
+        TrainingJob.org_id == org_id, TrainingJob.status.in_(HOLDING_GPU))).all()
+    return sum(max(0.0, reserved - used) for job_id, reserved, used in rows
+               if job_id != exclude_job)
+
+
+def expected_gpu_seconds(total_steps: int, done_steps: int = 0) -> float:
+    return max(0, total_steps - done_steps) * get_settings().gpu_seconds_per_step
+
+
+def quota_reached_message(used: float, limit: int) -> str:
+    _, end = month_bounds()
+    return (f"{QUOTA_REACHED}: {used:.1f} of {limit} GPU seconds used this month "
+            f"(monthly_gpu_seconds_limit); it resets on {end.date().isoformat()}.")
+
+
 def job_counts(db: Session, org_id: str) -> dict[str, int]:
     rows = db.execute(select(TrainingJob.status, func.count()).where(
         TrainingJob.org_id == org_id,
@@ -54,6 +97,43 @@ def job_counts(db: Session, org_id: str) -> dict[str, int]:
 def free_job_slots(db: Session, org: Organization) -> int:
     """How many more of the org's jobs may start now (for the dispatcher)."""
     return max(0, org.max_concurrent_jobs - job_counts(db, org.id)["running"])
+
+
+def start_decision(db: Session, org: Organization, job: TrainingJob) -> tuple[str, str]:
+    """For a worker's claim, under the org's lock: ("start", ""), ("wait", why) or
+    ("refuse", why). Starting reserves the job's expected GPU seconds (the caller writes
+    ``gpu_seconds_reserved`` with the state change)."""
+    running = job_counts(db, org.id)["running"]
+    if running >= org.max_concurrent_jobs:
+        return "wait", (f"{running} of {org.max_concurrent_jobs} concurrent jobs "
+                        "(max_concurrent_jobs) are running")
+    used, limit = gpu_seconds_this_month(db, org.id), org.monthly_gpu_seconds_limit
+    if used >= limit:
+        return "refuse", quota_reached_message(used, limit)
+    if limit - used - gpu_seconds_reserved(db, org.id, exclude_job=job.id) <= 0:
+        return "wait", "the remaining GPU seconds are reserved by running jobs"
+    return "start", ""
+
+
+def org_gpu_exhausted(db: Session, org_id: str) -> str | None:
+    """The reason to stop a running job of the org now, or None (the worker's check)."""
+    limit = db.scalar(select(Organization.monthly_gpu_seconds_limit)
+                      .where(Organization.id == org_id))
+    if limit is None:
+        return None
+    used = gpu_seconds_this_month(db, org_id)
+    return quota_reached_message(used, int(limit)) if used >= limit else None
+
+
+def gpu_waiting_orgs(db: Session, org_ids: set[str]) -> set[str]:
+    """Orgs whose queued jobs must wait for running ones (seconds left, all reserved); an org
+    with none left at all is dispatched so the claim fails its jobs with the reason."""
+    waiting = set()
+    for org in db.scalars(select(Organization).where(Organization.id.in_(org_ids))):
+        used, limit = gpu_seconds_this_month(db, org.id), org.monthly_gpu_seconds_limit
+        if used < limit and limit - used - gpu_seconds_reserved(db, org.id) <= 0:
+            waiting.add(org.id)
+    return waiting
 
 
 def check_can_start_job(db: Session, org: Organization) -> None:
@@ -73,18 +153,52 @@ def check_can_start_job(db: Session, org: Organization) -> None:
     )
 
 
+def validation_images(config: dict[str, Any]) -> int:
+    """How many validation images a job renders: prompts x images, at step 0, every N steps
+    and at the last step."""
+    prompts = len(config.get("validation_prompts") or [])
+    steps, every = int(config.get("max_train_steps", 0)), config.get("validate_every_n_steps")
+    renders = 2 + (steps // int(every) if every else 0)
+    return prompts * int(config.get("num_validation_images", 1)) * renders
+
+
+def check_job_size(org: Organization, config: dict[str, Any]) -> None:
+    """Refuse a job bigger than the plan allows (422 naming the limit)."""
+    steps = int(config.get("max_train_steps", 0))
+    if steps > org.max_train_steps_limit:
+        raise Unprocessable(
+            f"max_train_steps {steps} is over the plan's limit (max_train_steps_limit) of "
+            f"{org.max_train_steps_limit}.",
+            errors=[{"loc": ["body", "max_train_steps"], "msg": "over the plan limit"}],
+            extra={"limit": "max_train_steps_limit", "value": steps,
+                   "max": org.max_train_steps_limit})
+    images = validation_images(config)
+    if images > org.max_validation_images_limit:
+        raise Unprocessable(
+            f"The job would render {images} validation images (prompts x "
+            "num_validation_images x renders every validate_every_n_steps); the plan's limit "
+            f"(max_validation_images_limit) is {org.max_validation_images_limit}.",
+            errors=[{"loc": ["body", "validate_every_n_steps"], "msg": "over the plan limit"}],
+            extra={"limit": "max_validation_images_limit", "value": images,
+                   "max": org.max_validation_images_limit})
+
+
+def storage_refused(used: int, limit: int, requested: int) -> StorageQuotaExceeded:
+    return StorageQuotaExceeded(
+        f"Storage quota (storage_limit_bytes) exceeded: {used} bytes used + {requested} "
+        f"requested > {limit} allowed. Delete datasets, checkpoints or models to free space.",
+        extra={"quota": "storage_limit_bytes", "used": used, "limit": limit,
+               "requested": requested},
+    )
+
+
 def check_storage(db: Session, org: Organization, extra_bytes: int) -> int:
     """Refuse ``extra_bytes`` more when the org would go over its storage limit (413);
-    returns the bytes used now."""
+    returns the bytes used now. An early answer only: the binding check is under the lock."""
     used, limit = storage_bytes(db, org.id), org.storage_limit_bytes
     if used + extra_bytes <= limit:
         return used
-    raise StorageQuotaExceeded(
-        f"Storage quota (storage_limit_bytes) exceeded: {used} bytes used + {extra_bytes} "
-        f"requested > {limit} allowed. Delete datasets, checkpoints or models to free space.",
-        extra={"quota": "storage_limit_bytes", "used": used, "limit": limit,
-               "requested": extra_bytes},
-    )
+    raise storage_refused(used, limit, extra_bytes)
 
 
 def usage(db: Session, org: Organization) -> dict[str, Any]:

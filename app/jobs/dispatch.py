@@ -2,7 +2,9 @@
 
 The broker only ever holds a few job messages (``dispatch_slots``): the choice of which job runs
 next stays here, in the database, where it can be fair. Orgs take turns: the org with the
-fewest active jobs goes first, and no org exceeds its plan's concurrent-job limit.
+fewest active jobs goes first, and no org exceeds its plan's concurrent-job limit. This choice
+is advisory (two dispatchers may run at once): the worker's claim re-checks the limits under
+the org's lock and puts an over-limit job back (app/integrations/quotas.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
 from app.core.settings import get_settings
+from app.integrations.quotas import gpu_waiting_orgs
 from app.jobs.notify import job_status_changed
 from app.jobs.state import now, transition
 from app.models import JobLogLine, Organization, TrainingJob
@@ -38,6 +41,7 @@ def pick_jobs(db: Session, free_slots: int) -> list[TrainingJob]:
     limits = dict(db.execute(select(Organization.id, Organization.max_concurrent_jobs).where(
         Organization.id.in_({j.org_id for j in waiting}))).all())
     last_served = _last_served(db, set(limits))
+    gpu_wait = gpu_waiting_orgs(db, set(limits))  # their GPU seconds are reserved for now
     by_org: dict[str, list[TrainingJob]] = {}
     for job in waiting:
         by_org.setdefault(job.org_id, []).append(job)
@@ -45,7 +49,7 @@ def pick_jobs(db: Session, free_slots: int) -> list[TrainingJob]:
     turn = 0
     while len(chosen) < free_slots:
         eligible = [org for org, jobs in by_org.items()
-                    if jobs and active.get(org, 0) < limits.get(org, 1)]
+                    if jobs and active.get(org, 0) < limits.get(org, 1) and org not in gpu_wait]
         if not eligible:
             break
         # Fewest active jobs first, then the org served least recently, then the oldest job.

@@ -7,7 +7,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core import audit, idempotency
+from app.core import audit, idempotency, stream_limits
 from app.core.deps import DB
 from app.core.pagination import Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
@@ -138,7 +138,13 @@ def get_logs(job_id: str, db: Session = DB,
 
 @router.get("/jobs/{job_id}/events", operation_id="stream_job_events",
             response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
-def stream_events(job_id: str, job: TrainingJob = Depends(_job)) -> StreamingResponse:
-    return StreamingResponse(events.stream(job.id), media_type="text/event-stream",
+            responses={200: {"content": {"text/event-stream": {}}},
+                       429: {"description": "Too many open streams for this key/user or org"}})
+def stream_events(job_id: str, job: TrainingJob = Depends(_job),
+                  principal: Principal = Depends(require("jobs:read"))) -> StreamingResponse:
+    # The request's session commits and closes when this returns, before the body streams; the
+    # stream reads in short sessions of its own and holds a slot of the per-key/org stream cap.
+    actor = ("key", principal.api_key.id) if principal.api_key else ("user", principal.actor_id)
+    lease = stream_limits.acquire(actor, principal.org_id)
+    return StreamingResponse(events.stream(job.id, lease=lease), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

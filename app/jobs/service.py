@@ -1,4 +1,9 @@
-"""Creating, cancelling and retrying jobs; reading what they produced."""
+"""Creating, cancelling and retrying jobs; reading what they produced.
+
+Creating (and retrying) a job takes the org's lock before it reads the dataset, and deleting a
+dataset takes the same lock before it checks for jobs using it: job-create racing
+dataset-delete always ends with one clean winner (app/integrations/quotas.py).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from app.core.after_commit import defer
 from app.core.errors import Conflict, NotFound, Unprocessable
+from app.core.locking import lock_org
 from app.core.tenancy import get_scoped
 from app.identity.principal import Principal
+from app.integrations.quotas import check_job_size
 from app.jobs import dispatch
 from app.jobs.config_resolution import resolve_config
 from app.jobs.notify import job_status_changed
@@ -65,8 +72,10 @@ def _snapshot(db: Session, principal: Principal, body: JobCreate) -> list[dict[s
 
 def create_job(db: Session, principal: Principal, body: JobCreate) -> TrainingJob:
     base = _base_model(db, principal, body.base_model)
-    snapshot = _snapshot(db, principal, body)
     config = resolve_config(body, base.architecture)
+    check_job_size(principal.organization, config)
+    lock_org(db, principal.org_id)  # the snapshot and the insert are one step for the org
+    snapshot = _snapshot(db, principal, body)
     job = TrainingJob(
         org_id=principal.org_id, dataset_id=body.dataset_id, created_by=principal.label,
         name=body.name, type=body.type, architecture=base.architecture, base_model=base.key,
@@ -80,6 +89,9 @@ def create_job(db: Session, principal: Principal, body: JobCreate) -> TrainingJo
 
 
 def cancel_job(db: Session, job: TrainingJob) -> None:
+    """A 200 means the job ends ``cancelled``: a running job goes to ``cancelling`` and the
+    worker's finish, a conditional update, can then only end it ``cancelled``. A job that
+    finished first answers 409 naming its final state (app/jobs/state.py)."""
     if transition(db, job.id, ["queued"], "cancelled", finished_at=now()):
         db.refresh(job)
         job_status_changed(db, job, "cancelled")
@@ -88,12 +100,20 @@ def cancel_job(db: Session, job: TrainingJob) -> None:
         return  # the worker sees it within a step and ends the run
     db.refresh(job)
     if job.status not in ("cancelling", "cancelled"):
-        raise Conflict(f"Job is {job.status}; only queued or running jobs can be cancelled.")
+        raise Conflict(f"Job already {job.status}; only queued or running jobs can be "
+                       "cancelled.", extra={"job_status": job.status})
 
 
 def retry_job(db: Session, principal: Principal, job: TrainingJob) -> TrainingJob:
     if job.status not in ("failed", "cancelled"):
         raise Conflict(f"Job is {job.status}; only failed or cancelled jobs can be retried.")
+    lock_org(db, job.org_id)  # as create: a dataset delete cannot slip in between
+    ids = [entry["id"] for entry in job.dataset_snapshot]
+    present = set(db.scalars(select(DatasetItem.id).where(DatasetItem.org_id == job.org_id,
+                                                          DatasetItem.id.in_(ids))))
+    if len(present) < len(set(ids)):
+        raise Conflict(f"{len(set(ids)) - len(present)} of the job's images were deleted "
+                       "since it ran; start a new job on the current dataset instead.")
     new = TrainingJob(
         org_id=job.org_id, dataset_id=job.dataset_id, created_by=principal.label,
         name=job.name, type=job.type, architecture=job.architecture, base_model=job.base_model,

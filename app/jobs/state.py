@@ -5,6 +5,14 @@ or a message delivered twice, cannot corrupt a job: the loser's UPDATE matches n
     queued|running -> cancelling -> cancelled      (a queued job goes straight to cancelled)
     running -> failed
     running -> queued                               (worker lost; resumes from saved state)
+
+States never go backwards, and a cancel and a finish race cleanly (``finish``):
+- a cancel that lands first (``running -> cancelling``, answered 200) wins: the worker's
+  finish can then only move ``cancelling -> cancelled``, whatever the training's outcome;
+- a finish that lands first wins: the cancel's ``running -> cancelling`` matches no row and
+  the cancel answers 409 "Job already succeeded" (or failed/cancelled).
+A job the worker stops for the org's GPU quota ends ``cancelled`` with ``error`` saying
+"GPU quota reached: ..." (its saved checkpoints stay finalizable).
 """
 
 from __future__ import annotations
@@ -38,3 +46,21 @@ def transition(
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def finish(db: Session, job_id: str, worker_id: str, outcome: str, **values: Any) -> str | None:
+    """The worker's end of a run: ``outcome`` (succeeded, failed or cancelled) from ``running``,
+    else ``cancelled`` from ``cancelling`` (a cancel answered 200 came first). Only the worker
+    that owns the job moves it. Returns the state it ended in, or None when it was not ours."""
+    owned = (TrainingJob.id == job_id) & (TrainingJob.worker_id == worker_id)
+    sources = ["running", "cancelling"] if outcome == "cancelled" else ["running"]
+    # A cancel that came first ends the job cancelled, without the run's failure message.
+    plain = {k: v for k, v in values.items() if k != "error" or outcome == "cancelled"}
+    for status, from_statuses, vals in ((outcome, sources, values),
+                                        ("cancelled", ["cancelling"], plain)):
+        moved = db.execute(
+            update(TrainingJob).where(owned, TrainingJob.status.in_(from_statuses))
+            .values(status=status, **vals).execution_options(synchronize_session=False))
+        if moved.rowcount:  # type: ignore[attr-defined]
+            return status
+    return None

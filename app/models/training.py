@@ -57,6 +57,8 @@ class TrainingJob(IdMixin, Base):
     dispatched_at: Mapped[datetime | None]
     resume_step: Mapped[int | None] = mapped_column(Integer)
     gpu_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # GPU seconds set aside at start for the expected run (app/integrations/quotas.py).
+    gpu_seconds_reserved: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
 

@@ -6,20 +6,21 @@ import logging
 import os
 import shutil
 import socket
-import time
-import traceback
 import uuid
 from typing import Any
 
 from sqlalchemy import select, update
 
 from app.core.db import session_scope
+from app.core.locking import lock_org
 from app.core.settings import get_settings
+from app.integrations import quotas
 from app.jobs.dispatch import dispatch_soon
 from app.jobs.notify import job_status_changed
-from app.jobs.state import now, transition
-from app.models import BaseModel, JobLogLine, TrainingJob
+from app.jobs.state import finish, now, transition
+from app.models import BaseModel, JobLogLine, Organization, TrainingJob
 from app.storage.factory import get_storage
+from worker.runner.error_report import new_error_id, summary
 from worker.runner.reporter import JobReporter
 from worker.runner.scratch import fetch_snapshot, reset_dir
 from worker.runner.state_sync import restore_state
@@ -36,10 +37,22 @@ def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
         job = db.get(TrainingJob, job_id)
         if job is None:
             return None
+        # The concurrency and GPU limits are checked and the start recorded as one step for
+        # the org (app/integrations/quotas.py).
+        lock_org(db, job.org_id)
+        db.refresh(job)
+        org = db.get(Organization, job.org_id)
+        if job.status != "queued" or org is None:
+            return None
+        decision, why = quotas.start_decision(db, org, job)
+        if decision != "start":
+            _not_started(db, job, decision, why)
+            return None
         claimed = transition(
             db, job_id, ["queued"], "running", worker_id=worker_id, heartbeat_at=now(),
             started_at=job.started_at or now(), attempts=TrainingJob.attempts + 1,
-            dispatched_at=None,
+            dispatched_at=None, gpu_seconds_reserved=TrainingJob.gpu_seconds
+            + quotas.expected_gpu_seconds(job.total_steps, job.resume_step or 0),
         )
         if not claimed:
             return None  # cancelled meanwhile, or a duplicate message: nothing to do
@@ -47,11 +60,27 @@ def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
         base = db.scalar(select(BaseModel).where(BaseModel.key == job.base_model))
         first_attempt = job.attempts == 1
         db.add(JobLogLine(job_id=job_id, created_at=now(), message=(
-            f"attempt {job.attempts} started on {worker_id}")))
+            f"attempt {job.attempts} started")))  # the worker's name is not the tenant's business
+        log.info("job %s attempt %s started on %s", job_id, job.attempts, worker_id)
         if first_attempt:
             job_status_changed(db, job, "running")
         return {"org_id": job.org_id, "config": job.config, "snapshot": job.dataset_snapshot,
-                "model_source": base.source if base else None, "base_model": job.base_model}
+                "model_source": base.source if base else None, "base_model": job.base_model,
+                "gpu_seconds": job.gpu_seconds}
+
+
+def _not_started(db: Any, job: TrainingJob, decision: str, why: str) -> None:
+    """Over a limit at the claim: wait in the queue (undispatched), or fail with the reason."""
+    if decision == "refuse":
+        if transition(db, job.id, ["queued"], "failed", finished_at=now(), error=why,
+                      dispatched_at=None):
+            db.refresh(job)
+            job_status_changed(db, job, "failed")
+        return
+    db.execute(update(TrainingJob).where(TrainingJob.id == job.id,
+                                         TrainingJob.status == "queued")
+               .values(dispatched_at=None).execution_options(synchronize_session=False))
+    db.add(JobLogLine(job_id=job.id, created_at=now(), message=f"waiting to start: {why}"))
 
 
 def user_facing_error(exc: BaseException) -> str:
@@ -66,22 +95,21 @@ def user_facing_error(exc: BaseException) -> str:
     return "Training failed unexpectedly. The logs have details; retry, or contact support."
 
 
-def _finish(job_id: str, worker_id: str, status: str, elapsed: float,
-            error: str | None = None) -> None:
+def _finish(job_id: str, worker_id: str, status: str, gpu_seconds: float,
+            error: str | None = None) -> str:
+    """End the run with a conditional update (app/jobs/state.py ``finish``): a cancel that
+    landed first turns any outcome into ``cancelled``. Returns the state the job ended in."""
     with session_scope() as db:
-        owned = ["running", "cancelling"]
-        values: dict[str, Any] = {"finished_at": now(), "heartbeat_at": now()}
+        values: dict[str, Any] = {"finished_at": now(), "heartbeat_at": now(),
+                                  "gpu_seconds": gpu_seconds}
         if error:
             values["error"] = error
-        moved = db.execute(
-            update(TrainingJob).where(TrainingJob.id == job_id, TrainingJob.worker_id == worker_id,
-                                      TrainingJob.status.in_(owned))
-            .values(status=status, gpu_seconds=TrainingJob.gpu_seconds + elapsed, **values)
-            .execution_options(synchronize_session=False)).rowcount
-        if moved:
+        ended = finish(db, job_id, worker_id, status, **values)
+        if ended:
             job = db.get(TrainingJob, job_id)
             assert job is not None
-            job_status_changed(db, job, status)
+            job_status_changed(db, job, ended)
+        return ended or status
 
 
 def run_job(job_id: str) -> str:
@@ -97,9 +125,9 @@ def run_job(job_id: str) -> str:
     storage = get_storage()
     assert settings.scratch_dir is not None
     workdir = reset_dir(settings.scratch_dir / "jobs" / job_id)
-    reporter = JobReporter(job_id, claim["org_id"], worker_id, storage)
+    reporter = JobReporter(job_id, claim["org_id"], worker_id, storage,
+                           gpu_seconds=claim["gpu_seconds"])
     reporter.start()
-    started = time.monotonic()
     outcome = "failed"
     try:
         if not claim["model_source"]:
@@ -113,12 +141,17 @@ def run_job(job_id: str) -> str:
         reporter.close()
         if reporter.lost and not result.stopped:
             return "lost"
-        outcome = "cancelled" if result.stopped else "succeeded"
-        _finish(job_id, worker_id, outcome, time.monotonic() - started)
+        outcome = _finish(job_id, worker_id, "cancelled" if result.stopped else "succeeded",
+                          reporter.gpu_used(), reporter.stop_reason)
     except Exception as exc:
         reporter.close()
-        reporter.on_log("training failed:\n" + traceback.format_exc())
-        _finish(job_id, worker_id, "failed", time.monotonic() - started, user_facing_error(exc))
+        # The traceback goes to the worker's log only; tenants get a scrubbed summary and the
+        # same error id (worker/runner/error_report.py).
+        error_id = new_error_id()
+        log.exception("job %s failed (error id %s)", job_id, error_id)
+        reporter.on_log(f"training failed: {summary(exc)} (error id {error_id})")
+        outcome = _finish(job_id, worker_id, "failed", reporter.gpu_used(),
+                          f"{user_facing_error(exc)} (error id {error_id})")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         dispatch_soon()  # this GPU is free: send the next fair job
