@@ -27,7 +27,7 @@ from worker.training.progress import ProgressReporter
 from worker.training.runtime import enable_fast_math, pick_device, seed_everything, weight_dtype
 from worker.training.text_encoding import PromptEncoder
 from worker.training.train_step import StepContext, batch_loss, precompute_latents
-from worker.training.types import TrainingExample, TrainingResult
+from worker.training.types import ExportInfo, TrainingExample, TrainingResult
 from worker.training.validation import Validator
 
 
@@ -136,9 +136,18 @@ class TrainingRun:
     # --- saving ---------------------------------------------------------------------------
     def _checkpoint(self, step: int) -> None:
         directory = checkpoint_dir(self.output_dir, step)
-        files = self.method.export(step, directory, len(self.dataset))
+        files = self.method.export(step, directory, self._export_info())
         self.last_files = files
         self.callbacks.on_checkpoint(step, files)
+
+    def _export_info(self) -> ExportInfo:
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "no")
+        return ExportInfo(
+            examples=tuple(self.dataset),
+            base_model_name=Path(self.model_source).name,
+            output_name=f"atelier-{self.config.type}",
+            mixed_precision=precision,
+        )
 
     def _validate(self, step: int) -> None:
         if self.validator.enabled():
