@@ -51,7 +51,8 @@ def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
         if first_attempt:
             job_status_changed(db, job, "running")
         return {"org_id": job.org_id, "config": job.config, "snapshot": job.dataset_snapshot,
-                "model_source": base.source if base else None, "base_model": job.base_model}
+                "model_source": base.source if base else None, "base_model": job.base_model,
+                "name": job.name}
 
 
 def user_facing_error(exc: BaseException) -> str:
@@ -109,7 +110,8 @@ def run_job(job_id: str) -> str:
             reporter.on_log(f"resuming from the training state saved at step {resumed}")
         examples = fetch_snapshot(storage, settings.scratch_dir / "cache", claim["snapshot"])
         result = run_training(parse_config(claim["config"]), examples, reporter,
-                              model_source=claim["model_source"], output_dir=workdir)
+                              model_source=claim["model_source"], output_dir=workdir,
+                              output_name=claim["name"])
         reporter.close()
         if reporter.lost and not result.stopped:
             return "lost"

@@ -75,6 +75,7 @@ class TrainingRun:
         callbacks: TrainingCallbacks,
         model_source: str,
         output_dir: Path,
+        output_name: str | None = None,
     ) -> None:
         self.method = method
         self.config = method.config
@@ -85,6 +86,7 @@ class TrainingRun:
         self.device = pick_device()
         self.dtype = weight_dtype(self.config, self.device)
         self.last_files: list[Path] = []
+        self.output_name = output_name or f"atelier-{self.config.type}"
 
     # --- setup ----------------------------------------------------------------------------
     def _setup(self) -> int:
@@ -145,7 +147,7 @@ class TrainingRun:
         return ExportInfo(
             examples=tuple(self.dataset),
             base_model_name=Path(self.model_source).name,
-            output_name=f"atelier-{self.config.type}",
+            output_name=self.output_name,
             mixed_precision=precision,
         )
 
@@ -257,9 +259,10 @@ def run_method(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Train `method` on `dataset`, resuming from `output_dir/state/` if it holds a state."""
-    return TrainingRun(method, dataset, callbacks, model_source, output_dir).run()
+    return TrainingRun(method, dataset, callbacks, model_source, output_dir, output_name).run()
 
 
 def group(params: list[torch.nn.Parameter], lr: float, name: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from worker.training.types import TrainingExample
 METHODS = {"lora": LoraMethod, "dora": LoraMethod, "pivotal": PivotalMethod}
 METHODS["textual_inversion"] = TextualInversionMethod
 CAPTIONS = ["red square, studio", "red square, outdoors", "red square, studio", None]
+OUTPUT_NAME = "Red squares v1"  # the job's name, as the worker passes it
 TRIGGERS = {"lora": "sks", "dora": "sks", "pivotal": "<red>", "textual_inversion": "<red>"}
 
 
@@ -45,9 +46,8 @@ def trained(
     overrides = {"max_train_steps": 2, "save_every_n_steps": 2, "validation_prompts": []}
     config = parse_config(make_config(method, arch, **overrides))
     out = tmp_path_factory.mktemp(f"{method}-{arch}")
-    run = TrainingRun(
-        METHODS[method](config), tagged_dataset, recording_callbacks(), str(tiny_models[arch]), out
-    )
+    method_impl, source = METHODS[method](config), str(tiny_models[arch])
+    run = TrainingRun(method_impl, tagged_dataset, recording_callbacks(), source, out, OUTPUT_NAME)
     return method, arch, run, run.run().files
 
 
@@ -66,12 +66,12 @@ def test_metadata_is_complete_and_true(trained: tuple[str, str, TrainingRun, lis
         assert meta["modelspec.architecture"] == f"{family}/{adapter}"
         assert meta["modelspec.trigger_phrase"] == TRIGGERS[method]
         assert meta["modelspec.resolution"] == "32x32"
-        assert meta["modelspec.title"] == f"atelier-{method}"
+        assert meta["modelspec.title"] == OUTPUT_NAME
         assert meta["modelspec.implementation"]
         assert datetime.fromisoformat(meta["modelspec.date"]).year >= 2024
         if adapter == "textual-inversion":
             continue
-        assert meta["ss_output_name"] == f"atelier-{method}"
+        assert meta["ss_output_name"] == OUTPUT_NAME
         assert meta["ss_sd_model_name"] == arch  # the base model folder's name
         assert meta["ss_mixed_precision"] == "no"  # CPU runs compute in fp32
         assert meta["ss_num_train_images"] == "4" and meta["ss_steps"] == "2"

@@ -112,8 +112,14 @@ def train(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Train a LoRA or DoRA (config.type) and write kohya-format checkpoints."""
     return run_method(
-        LoraMethod(config), dataset, callbacks, model_source=model_source, output_dir=output_dir
+        LoraMethod(config),
+        dataset,
+        callbacks,
+        model_source=model_source,
+        output_dir=output_dir,
+        output_name=output_name,
     )

@@ -84,8 +84,14 @@ def train(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Pivotal tuning: exports a kohya LoRA and a TI embedding per checkpoint."""
     return run_method(
-        PivotalMethod(config), dataset, callbacks, model_source=model_source, output_dir=output_dir
+        PivotalMethod(config),
+        dataset,
+        callbacks,
+        model_source=model_source,
+        output_dir=output_dir,
+        output_name=output_name,
     )

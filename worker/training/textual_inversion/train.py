@@ -84,7 +84,15 @@ def train(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Train a textual-inversion embedding and write `.safetensors` checkpoints."""
     method = TextualInversionMethod(config)
-    return run_method(method, dataset, callbacks, model_source=model_source, output_dir=output_dir)
+    return run_method(
+        method,
+        dataset,
+        callbacks,
+        model_source=model_source,
+        output_dir=output_dir,
+        output_name=output_name,
+    )
