@@ -137,7 +137,10 @@ def download_model(
 
 
 @router.get("/models/{model_id}/usage", response_model=UsageOut, operation_id="model_usage")
-def model_usage(model_id: str, model: Model = Depends(_model_read)) -> UsageOut:
+def model_usage(
+    model_id: str, model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
+) -> UsageOut:
     """"Use this model": the trigger to type and the steps for ComfyUI, A1111, InvokeAI and
     diffusers (see docs/formats.md)."""
-    return usage_for(model)
+    urls = {f.name: f.url for f in service.render(model, storage).files}
+    return usage_for(model, urls)

@@ -42,10 +42,6 @@ def _has(model: Model, name: str) -> bool:
     return any(f["name"] == name for f in model.files)
 
 
-def _download(model: Model, name: str) -> str:
-    return f"/v1/models/{model.id}/download?file={name}"
-
-
 def _comfyui(model: Model, stem: str, trigger: str | None) -> ClientUsage:
     if model.type == "textual_inversion":
         return ClientUsage(client="comfyui", files=[EMBEDDING_FILE], steps=[
@@ -81,16 +77,15 @@ def _a1111(model: Model, stem: str, trigger: str | None) -> ClientUsage:
         "Activate it in the prompt at weight 1."], snippet=prompt)
 
 
-def _invokeai(model: Model) -> ClientUsage:
+def _invokeai(model: Model, urls: dict[str, str]) -> ClientUsage:
     names = [EMBEDDING_FILE] if model.type == "textual_inversion" else [LORA_FILE]
     if model.type == "pivotal":
         names.append(EMBEDDING_FILE)
     return ClientUsage(client="invokeai", files=names, steps=[
-        "Model Manager > Add Model > URL or Local Path: paste each file's download link "
-        "(the `url` of the file in GET /v1/models/{id}; valid for one hour), or download the "
-        "file and give its local path.",
+        "Model Manager > Add Model > URL or Local Path: paste each link below (valid for one "
+        "hour), or download the file and give its local path.",
         "Embeddings are typed as <model name> in the prompt; LoRAs are added in the LoRA panel."],
-        snippet="\n".join(_download(model, n) for n in names))
+        snippet="\n".join(urls[n] for n in names if n in urls))
 
 
 def _diffusers(model: Model, trigger: str | None) -> ClientUsage:
@@ -123,12 +118,13 @@ def _diffusers(model: Model, trigger: str | None) -> ClientUsage:
         snippet="\n".join(lines))
 
 
-def usage_for(model: Model) -> UsageOut:
+def usage_for(model: Model, urls: dict[str, str]) -> UsageOut:
+    """`urls`: file name -> a signed download URL (InvokeAI installs from a plain URL)."""
     stem, trigger = file_stem(model), model.trigger
     return UsageOut(
         model_id=model.id, trigger=trigger, file_stem=stem,
         clients=[_comfyui(model, stem, trigger), _a1111(model, stem, trigger),
-                 _invokeai(model), _diffusers(model, trigger)],
+                 _invokeai(model, urls), _diffusers(model, trigger)],
         note="InvokeAI's install-from-URL needs a link that lives longer than an hour; a "
              "long-lived, revocable link is not available yet.",
     )

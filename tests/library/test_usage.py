@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from fastapi.testclient import TestClient
 
 from app.storage.base import Storage
 from tests.conftest import Tenant, make_tenant
-from tests.library.helpers import make_job
+from tests.library.helpers import fetch, make_job
 
 
 def _finalize(api: TestClient, storage: Storage, tenant: Tenant, type: str) -> dict:
@@ -30,8 +32,10 @@ def test_usage_gives_trigger_and_steps_per_client(
     assert set(clients) == {"comfyui", "a1111", "invokeai", "diffusers"}
     assert "ComfyUI/models/loras/red-cat-v2-step-3.safetensors" in clients["comfyui"]["steps"][0]
     assert clients["a1111"]["snippet"] == "sks person <lora:red-cat-v2-step-3:1>"
-    assert f"/v1/models/{model['id']}/download?file=lora.safetensors" in (
-        clients["invokeai"]["snippet"])
+    # InvokeAI installs from a plain URL (no API key): the snippet is the signed file URL.
+    (url,) = clients["invokeai"]["snippet"].splitlines()
+    (entry,) = model["files"]
+    assert hashlib.sha256(fetch(api, url)).hexdigest() == entry["sha256"]
     assert 'pipe.load_lora_weights("lora.safetensors")' in clients["diffusers"]["snippet"]
 
 
