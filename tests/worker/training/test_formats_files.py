@@ -163,3 +163,21 @@ def test_pivotal_bundle_loads_its_token_as_a1111_reads_it(
         ids = tokenizer.convert_tokens_to_ids(["<red>", "<red>_1"])
         rows = encoder.get_input_embeddings().weight[ids].detach()
         assert torch.equal(rows, table)
+
+
+def test_pivotal_token_with_a_dot_gets_no_bundle(
+    tiny_models: dict[str, Path],
+    tagged_dataset: list[TrainingExample],
+    make_config: Any,
+    recording_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    """A1111 cuts bundle keys at '.', so such a token keeps only the two-file form."""
+    overrides = {"max_train_steps": 1, "validation_prompts": [], "placeholder_token": "<my.cat>"}
+    config = parse_config(make_config("pivotal", "sd15", **overrides))
+    source = str(tiny_models["sd15"])
+    run = TrainingRun(
+        PivotalMethod(config), tagged_dataset, recording_callbacks(), source, tmp_path
+    )
+    files = run.run().files
+    assert [f.name for f in files] == ["lora.safetensors", "embedding.safetensors"]

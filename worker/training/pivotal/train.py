@@ -70,6 +70,8 @@ class PivotalMethod(TrainingMethod):
         config, token = self.config, self.config.placeholder_token
         lora = self.adapters.export(directory / LORA_FILENAME, config, step, info, token)
         embedding = export_embedding(self.token, config, self.architecture, step, directory, info)
+        if "." in token:
+            return [lora, embedding]  # A1111 splits bundle keys on '.': no one-file version
         tensors, file_alpha = self.adapters.tensors()
         bundled = bundle_embedding(tensors, token, self.token.vectors(), self.architecture)
         metadata = lora_metadata(config, step, info, file_alpha, token)
