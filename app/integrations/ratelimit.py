@@ -2,6 +2,7 @@
 
 Redis (INCR + EXPIRE on a key per window) when ``redis_url`` is set, so every API replica shares
 one count; otherwise an in-process counter, which is exact for the embedded single process.
+While Redis is unreachable each replica counts in-process, so a limit never lapses.
 Limits are written ``N/second|minute|hour`` (``ATELIER_RATE_LIMIT_PER_KEY``, ``..._PER_ORG``);
 ``off`` disables one. The check runs as an app-wide dependency, after authentication, so only
 callers with valid credentials are counted: a stranger cannot exhaust an org's budget.
@@ -116,24 +117,31 @@ def backend() -> str:
     return chosen
 
 
+def _use_redis(now: float) -> bool:
+    return backend() == "redis" and now >= _redis_down_until
+
+
+def _redis_failed(now: float) -> None:
+    # Count in-process instead of not at all: each replica still enforces the limit on its
+    # own (no 5xx, and no unlimited guessing while Redis is slow or down), and skipping
+    # Redis for a while keeps its timeouts off every request meanwhile.
+    global _redis_down_until
+    _redis_down_until = now + REDIS_RETRY_AFTER_S
+    log.warning("rate limiter: Redis unavailable, counting in-process for %s s",
+                REDIS_RETRY_AFTER_S, exc_info=True)
+
+
 def hit(key: str, limit: Limit) -> tuple[bool, int]:
     """Count one request; (allowed, seconds until the window resets)."""
     now = time.time()
     window_start = int(now // limit.window_s * limit.window_s)
     retry_after = max(1, math.ceil(window_start + limit.window_s - now))
-    if backend() == "redis":
-        global _redis_down_until
-        if now < _redis_down_until:
-            return True, retry_after
+    if _use_redis(now):
         try:
             n = _redis_hit(get_settings().redis_url, key, limit.window_s, window_start)
         except redis.RedisError:
-            # Fail open: an outage of the limiter's store must not take the whole API down,
-            # and skipping Redis for a while keeps its timeouts off every request meanwhile.
-            _redis_down_until = now + REDIS_RETRY_AFTER_S
-            log.warning("rate limiter: Redis unavailable, not counting for %s s",
-                        REDIS_RETRY_AFTER_S, exc_info=True)
-            return True, retry_after
+            _redis_failed(now)
+            n = memory.hit(key, limit.window_s, window_start)
     else:
         n = memory.hit(key, limit.window_s, window_start)
     return n <= limit.count, retry_after
@@ -146,16 +154,17 @@ return 0"""
 
 def undo(key: str, limit: Limit, times: int = 1) -> None:
     """Take back hits of the current window (a login that succeeded is not a failure)."""
-    window_start = int(time.time() // limit.window_s * limit.window_s)
-    if backend() != "redis":
-        memory.undo(key, window_start, times)
+    now = time.time()
+    window_start = int(now // limit.window_s * limit.window_s)
+    memory.undo(key, window_start, times)  # hits counted in-process during an outage
+    if not _use_redis(now):
         return
     try:
         # Never below zero, and never creating a counter that does not exist.
         _redis(get_settings().redis_url).eval(
             _UNDO, 1, f"atelier:rl:{key}:{window_start}", times)
     except redis.RedisError:
-        log.warning("rate limiter: Redis unavailable, hit not taken back", exc_info=True)
+        _redis_failed(now)
 
 
 def _exceeded(what: str, limit: Limit, retry_after: int) -> TooManyRequests:
