@@ -23,6 +23,7 @@ from app.library.schemas import (
     ModelPatch,
     ModelType,
 )
+from app.library.usage import UsageOut, usage_for
 from app.models import Model, TrainingJob
 from app.storage.base import Storage
 from app.storage.factory import get_storage
@@ -137,3 +138,13 @@ def download_model(
 ) -> RedirectResponse:
     return RedirectResponse(service.download_url(model, storage, file), status_code=302)
 
+
+
+@router.get("/models/{model_id}/usage", response_model=UsageOut, operation_id="model_usage")
+def model_usage(
+    model_id: str, model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
+) -> UsageOut:
+    """"Use this model": the trigger to type and the steps for ComfyUI, A1111, InvokeAI and
+    diffusers (see docs/formats.md)."""
+    urls = {f.name: f.url for f in service.render(model, storage).files}
+    return usage_for(model, urls)

@@ -8,6 +8,8 @@ fails the test, so new routes cannot skip the check.
 from __future__ import annotations
 
 import re
+import secrets
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
@@ -23,6 +25,7 @@ def _world(tenant: Tenant) -> dict[str, str]:
         Checkpoint,
         Dataset,
         DatasetItem,
+        Invitation,
         Membership,
         Model,
         TrainingJob,
@@ -46,7 +49,10 @@ def _world(tenant: Tenant) -> dict[str, str]:
         model = Model(org_id=org, name="m", type="lora", architecture="sd15", base_model="tiny",
                       step=1, job_id=job.id, files=[], bytes=0)
         hook = WebhookEndpoint(org_id=org, url="http://127.0.0.1:9/h", secret="s")
-        db.add_all([ckpt, model, hook])
+        invitation = Invitation(org_id=org, email="invitee@example.com", role="member",
+                                token_hash=secrets.token_hex(32),
+                                expires_at=datetime.now(UTC) + timedelta(days=1))
+        db.add_all([ckpt, model, hook, invitation])
         db.flush()
         member = db.scalar(select(Membership).where(Membership.org_id == org))
         key = db.get(ApiKey, tenant.api_key_id)
@@ -54,8 +60,14 @@ def _world(tenant: Tenant) -> dict[str, str]:
         return {
             "dataset_id": ds.id, "item_id": item.id, "job_id": job.id, "model_id": model.id,
             "webhook_id": hook.id, "member_id": member.id, "key_id": key.id,
-            "delivery_id": "0" * 28, "upload_id": "0" * 28,
+            "delivery_id": "0" * 28, "upload_id": "0" * 28, "invitation_id": invitation.id,
         }
+
+
+# The token in these paths is itself the credential (as for /storage links): whoever holds it
+# may use it, whatever org they sign in to; tests/security/test_accounts_*.py attack them.
+TOKEN_ROUTES = {"/v1/invitations/{token}", "/v1/invitations/{token}/accept",
+                "/v1/auth/password-reset/{token}"}
 
 
 def _object_routes(client: TestClient) -> list[tuple[str, str, list[str]]]:
@@ -64,7 +76,7 @@ def _object_routes(client: TestClient) -> list[tuple[str, str, list[str]]]:
     routes = []
     for path, operations in paths.items():
         params = re.findall(r"{(\w+)}", path)
-        if path.startswith("/v1/") and params:
+        if path.startswith("/v1/") and params and path not in TOKEN_ROUTES:
             routes += [(method.upper(), path, params) for method in sorted(operations)]
     return routes
 

@@ -16,13 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
+from tests.fixtures_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401  (re-exported)
 from tests.processes import ROOT, free_port, stop, wait_http
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 OWNER_EMAIL = "owner@example.com"
 OWNER_PASSWORD = "studio-pass-1"
@@ -65,19 +63,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             yield srv
         finally:
             stop(proc)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="session")

@@ -194,6 +194,14 @@ def _library(page: Page, shots: Path) -> None:
     href = cards.first.locator("[data-download]").get_attribute("href")
     assert href and href.endswith("/download")
     snap(page, shots, "10-models")
+    cards.first.get_by_role("button", name="Use", exact=True).click()
+    usage = page.locator("[data-usage-dialog]")
+    expect(usage.locator("[data-usage-trigger]")).to_contain_text("zkw")
+    expect(usage.locator("[data-usage-client]")).to_have_count(4)
+    expect(usage.locator("[data-usage-client='comfyui']")).to_contain_text("ComfyUI/models/loras/")
+    snap(page, shots, "10b-use-this-model")
+    usage.get_by_role("button", name="Close").click()
+    expect(usage).not_to_be_visible()
 
 
 def _api_keys(page: Page, server: Server, shots: Path) -> None:

@@ -108,7 +108,7 @@ OPERATION_IDS = {
     "update_dataset", "update_item", "update_items", "update_member", "update_webhook",
     "upload_items", "create_invitation", "list_invitations", "revoke_invitation",
     "get_invitation", "accept_invitation", "request_password_reset", "complete_password_reset",
-    "change_password",
+    "change_password", "model_usage",
 }
 
 

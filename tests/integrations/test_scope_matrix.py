@@ -79,6 +79,7 @@ SCOPES: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("PATCH", "/v1/models/{model_id}"): (M_W,),
     ("DELETE", "/v1/models/{model_id}"): (M_W,),
     ("GET", "/v1/models/{model_id}/download"): (M_R,),
+    ("GET", "/v1/models/{model_id}/usage"): (M_R,),
     ("GET", "/v1/webhooks"): (ADMIN,),
     ("POST", "/v1/webhooks"): (ADMIN,),
     ("GET", "/v1/webhooks/{webhook_id}"): (ADMIN,),

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
+from playwright.sync_api import Browser
 
 from tests.processes import ROOT, free_port, stop, wait_http
 
@@ -147,36 +148,32 @@ def test_dashboard_pages_send_a_strict_csp(up: tuple[Up, str]) -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text)
 
 
-def test_dashboard_runs_under_its_csp_in_a_real_browser(up: tuple[Up, str]) -> None:
+def test_dashboard_runs_under_its_csp_in_a_real_browser(up: tuple[Up, str],
+                                                        browser: Browser) -> None:
     """Every page loads with no CSP violation (scripts, styles, images from /storage)."""
-    from playwright.sync_api import sync_playwright
+    from tests.e2e.conftest import sign_in
 
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in
-
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed")
     server, printed = up
     password, key = _printed(printed)
     ds = httpx.get(f"{server.base}/v1/datasets", headers={"Authorization": f"Bearer {key}"},
                    timeout=30).json()["items"][0]
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            sign_in(page, server.base, DEMO, password)
-            for path in ("/", "/datasets", f"/datasets/{ds['id']}", "/jobs", "/jobs/new",
-                         "/models", "/settings"):
-                page.goto(f"{server.base}{path}")
-                page.wait_for_load_state("networkidle")
-            # The dataset page showed the uploaded image (img-src allows /storage).
-            page.goto(f"{server.base}/datasets/{ds['id']}")
-            page.wait_for_function("() => [...document.images].some("
-                                   "i => i.src.includes('/storage/') && i.naturalWidth > 0)")
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        sign_in(page, server.base, DEMO, password)
+        for path in ("/", "/datasets", f"/datasets/{ds['id']}", "/jobs", "/jobs/new",
+                     "/models", "/settings"):
+            page.goto(f"{server.base}{path}")
+            page.wait_for_load_state("networkidle")
+        # The dataset page showed the uploaded image (img-src allows /storage).
+        page.goto(f"{server.base}/datasets/{ds['id']}")
+        page.wait_for_function("() => [...document.images].some("
+                               "i => i.src.includes('/storage/') && i.naturalWidth > 0)")
+    finally:
+        context.close()
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
 
 

@@ -66,7 +66,7 @@ def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
             job_status_changed(db, job, "running")
         return {"org_id": job.org_id, "config": job.config, "snapshot": job.dataset_snapshot,
                 "model_source": base.source if base else None, "base_model": job.base_model,
-                "gpu_seconds": job.gpu_seconds}
+                "gpu_seconds": job.gpu_seconds, "name": job.name}
 
 
 def _not_started(db: Any, job: TrainingJob, decision: str, why: str) -> None:
@@ -137,7 +137,8 @@ def run_job(job_id: str) -> str:
             reporter.on_log(f"resuming from the training state saved at step {resumed}")
         examples = fetch_snapshot(storage, settings.scratch_dir / "cache", claim["snapshot"])
         result = run_training(parse_config(claim["config"]), examples, reporter,
-                              model_source=claim["model_source"], output_dir=workdir)
+                              model_source=claim["model_source"], output_dir=workdir,
+                              output_name=claim["name"])
         reporter.close()
         if reporter.lost and not result.stopped:
             return "lost"

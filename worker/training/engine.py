@@ -33,7 +33,7 @@ from worker.training.runtime import (
 )
 from worker.training.text_encoding import PromptEncoder
 from worker.training.train_step import StepContext, batch_loss, precompute_latents
-from worker.training.types import TrainingExample, TrainingResult
+from worker.training.types import ExportInfo, TrainingExample, TrainingResult
 from worker.training.validation import Validator
 
 
@@ -85,6 +85,7 @@ class TrainingRun:
         callbacks: TrainingCallbacks,
         model_source: str,
         output_dir: Path,
+        output_name: str | None = None,
     ) -> None:
         self.method = method
         self.config = method.config
@@ -97,6 +98,7 @@ class TrainingRun:
         self.last_files: list[Path] = []
         self._step = 0  # the last finished step, for a stop inside a phase
         self._loss: float | None = None
+        self.output_name = output_name or f"atelier-{self.config.type}"
 
     # --- setup ----------------------------------------------------------------------------
     def _setup(self) -> int:
@@ -158,9 +160,18 @@ class TrainingRun:
     def _checkpoint(self, step: int) -> None:
         self.callbacks.on_phase("saving")
         directory = checkpoint_dir(self.output_dir, step)
-        files = self.method.export(step, directory, len(self.dataset))
+        files = self.method.export(step, directory, self._export_info())
         self.last_files = files
         self.callbacks.on_checkpoint(step, files)
+
+    def _export_info(self) -> ExportInfo:
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(self.dtype, "no")
+        return ExportInfo(
+            examples=tuple(self.dataset),
+            base_model_name=Path(self.model_source).name,
+            output_name=self.output_name,
+            mixed_precision=precision,
+        )
 
     def _validate(self, step: int) -> None:
         if not self.validator.enabled():
@@ -294,9 +305,10 @@ def run_method(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Train `method` on `dataset`, resuming from `output_dir/state/` if it holds a state."""
-    return TrainingRun(method, dataset, callbacks, model_source, output_dir).run()
+    return TrainingRun(method, dataset, callbacks, model_source, output_dir, output_name).run()
 
 
 def group(params: list[torch.nn.Parameter], lr: float, name: str) -> dict[str, Any]:

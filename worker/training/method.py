@@ -11,6 +11,7 @@ import torch
 from worker.training.captions import CaptionRecipe
 from worker.training.common_config import CommonTrainingConfig
 from worker.training.model_loading import BaseModelParts
+from worker.training.types import ExportInfo
 
 
 class TrainingMethod(ABC):
@@ -36,7 +37,7 @@ class TrainingMethod(ABC):
         """Restore tensors produced by `trainable_state`."""
 
     @abstractmethod
-    def export(self, step: int, directory: Path, num_images: int) -> list[Path]:
+    def export(self, step: int, directory: Path, info: ExportInfo) -> list[Path]:
         """Write the user-facing files of this step into `directory`."""
 
     def text_encoders_frozen(self, step: int) -> bool:

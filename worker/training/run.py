@@ -20,25 +20,44 @@ def run_training(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
-    """Train whatever `config.type` asks for; see each method's `train()`."""
+    """Train whatever `config.type` asks for; see each method's `train()`.
+
+    `output_name` (e.g. the job's name) is recorded in the files' metadata as their title.
+    """
     # Imported here so importing this module stays cheap until training actually starts.
     if isinstance(config, TextualInversionConfig):
         from worker.training.textual_inversion.train import train as train_ti
 
         return train_ti(
-            config, dataset, callbacks, model_source=model_source, output_dir=output_dir
+            config,
+            dataset,
+            callbacks,
+            model_source=model_source,
+            output_dir=output_dir,
+            output_name=output_name,
         )
     if isinstance(config, PivotalConfig):
         from worker.training.pivotal.train import train as train_pivotal
 
         return train_pivotal(
-            config, dataset, callbacks, model_source=model_source, output_dir=output_dir
+            config,
+            dataset,
+            callbacks,
+            model_source=model_source,
+            output_dir=output_dir,
+            output_name=output_name,
         )
     if isinstance(config, LoraConfig):
         from worker.training.lora.train import train as train_lora
 
         return train_lora(
-            config, dataset, callbacks, model_source=model_source, output_dir=output_dir
+            config,
+            dataset,
+            callbacks,
+            model_source=model_source,
+            output_dir=output_dir,
+            output_name=output_name,
         )
     raise TypeError(f"unsupported training config {type(config).__name__}")

@@ -51,3 +51,13 @@ class TrainingResult:
     stopped: bool = False
     files: list[Path] = field(default_factory=list)
     final_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """What a checkpoint's files record about the run (metadata), beside the weights."""
+
+    examples: tuple[TrainingExample, ...]
+    base_model_name: str
+    output_name: str
+    mixed_precision: str  # what the run computed in: "no" (fp32), "fp16" or "bf16"

@@ -12,7 +12,7 @@ from diffusers import StableDiffusionPipeline
 
 from worker.training.config import parse_config
 from worker.training.data import load_rgb
-from worker.training.export_formats import load_embedding_into_pipeline, load_lora_into_pipeline
+from worker.training.diffusers_loading import load_embedding_into_pipeline, load_lora_into_pipeline
 from worker.training.run import run_training
 
 

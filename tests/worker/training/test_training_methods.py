@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors import safe_open
 
 from worker.training.config import parse_config
-from worker.training.export_formats import load_embedding_into_pipeline, load_lora_into_pipeline
+from worker.training.diffusers_loading import load_embedding_into_pipeline, load_lora_into_pipeline
 from worker.training.run import run_training
 from worker.training.validation import render, validation_seed
 
@@ -44,6 +44,8 @@ def as_webp_array(image: Image.Image, path: Path) -> np.ndarray:
 
 def load_checkpoint(pipe: Any, files: list[Path], token: str | None) -> None:
     for file in files:
+        if file.name == "lora_with_embedding.safetensors":
+            continue  # the same two files in one (tests/worker/training/test_formats_bundle.py)
         if file.name == "lora.safetensors":
             load_lora_into_pipeline(pipe, file)
         else:
@@ -64,8 +66,9 @@ def check_lora_file(path: Path, arch: str, dora: bool, rank: int) -> None:
     scales = [k for k in keys if k.endswith(".dora_scale")]
     assert bool(scales) == dora
     for key in scales:
-        up = shapes[key.replace(".dora_scale", ".lora_up.weight")]
-        assert shapes[key] == [up[0], 1]
+        # One magnitude per input column: (1, in) or (1, in, 1, 1), as A1111/InvokeAI need.
+        down = shapes[key.replace(".dora_scale", ".lora_down.weight")]
+        assert shapes[key] == [1, down[1], *[1] * (len(down) - 2)]
 
 
 @pytest.mark.parametrize(("method", "arch"), METHODS)
@@ -99,7 +102,7 @@ def test_method_trains_and_checkpoint_loads_in_diffusers(
     files = recorder.checkpoints[4]
     assert result.files == files
     assert all(f.parent == out / "checkpoints" / "step-000004" and f.exists() for f in files)
-    expected = {"lora": 1, "dora": 1, "textual_inversion": 1, "pivotal": 2}[method]
+    expected = {"lora": 1, "dora": 1, "textual_inversion": 1, "pivotal": 3}[method]
     assert len(files) == expected
     if method in ("lora", "dora", "pivotal"):
         check_lora_file(files[0], arch, dora=method == "dora", rank=4)

@@ -11,12 +11,8 @@ import torch
 from worker.training.callbacks import TrainingCallbacks
 from worker.training.captions import CaptionRecipe
 from worker.training.engine import group, run_method
-from worker.training.export_formats import (
-    kohya_prefixes,
-    lora_metadata,
-    lora_to_kohya,
-    save_lora_file,
-)
+from worker.training.export_formats import kohya_prefixes, lora_to_kohya, save_lora_file
+from worker.training.file_metadata import lora_metadata
 from worker.training.lora.config import LoraConfig, LoraOptions
 from worker.training.lora_adapters import (
     AdapterSpec,
@@ -26,7 +22,7 @@ from worker.training.lora_adapters import (
 )
 from worker.training.method import TrainingMethod
 from worker.training.model_loading import BaseModelParts
-from worker.training.types import TrainingExample, TrainingResult
+from worker.training.types import ExportInfo, TrainingExample, TrainingResult
 
 LORA_FILENAME = "lora.safetensors"
 
@@ -69,9 +65,16 @@ class LoraAdapters:
         for prefix, module in self.modules:
             load_adapter_state(module, prefix, state)
 
-    def export(self, path: Path, config: Any, step: int, num_images: int) -> Path:
-        tensors = lora_to_kohya(self.modules, self.spec.alpha)
-        return save_lora_file(path, tensors, lora_metadata(config, step, num_images))
+    def tensors(self) -> tuple[dict[str, torch.Tensor], float]:
+        """Kohya tensors and the alpha the file records."""
+        return lora_to_kohya(self.modules, self.spec.alpha)
+
+    def export(
+        self, path: Path, config: Any, step: int, info: ExportInfo, trigger: str | None
+    ) -> Path:
+        tensors, file_alpha = self.tensors()
+        metadata = lora_metadata(config, step, info, file_alpha, trigger)
+        return save_lora_file(path, tensors, metadata)
 
 
 class LoraMethod(TrainingMethod):
@@ -97,8 +100,9 @@ class LoraMethod(TrainingMethod):
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         self.adapters.load_state(state)
 
-    def export(self, step: int, directory: Path, num_images: int) -> list[Path]:
-        return [self.adapters.export(directory / LORA_FILENAME, self.config, step, num_images)]
+    def export(self, step: int, directory: Path, info: ExportInfo) -> list[Path]:
+        path = directory / LORA_FILENAME
+        return [self.adapters.export(path, self.config, step, info, self.config.caption_prefix)]
 
 
 def train(
@@ -108,8 +112,14 @@ def train(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Train a LoRA or DoRA (config.type) and write kohya-format checkpoints."""
     return run_method(
-        LoraMethod(config), dataset, callbacks, model_source=model_source, output_dir=output_dir
+        LoraMethod(config),
+        dataset,
+        callbacks,
+        model_source=model_source,
+        output_dir=output_dir,
+        output_name=output_name,
     )

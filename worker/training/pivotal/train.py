@@ -12,12 +12,17 @@ from worker.training.callbacks import TrainingCallbacks
 from worker.training.captions import CaptionRecipe
 from worker.training.embeddings import NewToken
 from worker.training.engine import group, run_method
+from worker.training.export_formats import bundle_embedding, save_lora_file
+from worker.training.file_metadata import lora_metadata
 from worker.training.lora.train import LORA_FILENAME, LoraAdapters
 from worker.training.method import TrainingMethod
 from worker.training.model_loading import BaseModelParts
 from worker.training.pivotal.config import PivotalConfig
 from worker.training.textual_inversion.train import export_embedding
-from worker.training.types import TrainingExample, TrainingResult
+from worker.training.types import ExportInfo, TrainingExample, TrainingResult
+
+BUNDLE_FILENAME = "lora_with_embedding.safetensors"
+"""One-file pivotal: the LoRA with the embedding inside, as A1111 reads bundles."""
 
 
 class PivotalMethod(TrainingMethod):
@@ -60,10 +65,18 @@ class PivotalMethod(TrainingMethod):
         self.adapters.load_state(state)
         self.token.load_state(state)
 
-    def export(self, step: int, directory: Path, num_images: int) -> list[Path]:
-        lora = self.adapters.export(directory / LORA_FILENAME, self.config, step, num_images)
-        embedding = export_embedding(self.token, self.config, self.architecture, step, directory)
-        return [lora, embedding]
+    def export(self, step: int, directory: Path, info: ExportInfo) -> list[Path]:
+        """The LoRA + embedding pair, and the same two in one file (`bundle_emb.*`)."""
+        config, token = self.config, self.config.placeholder_token
+        lora = self.adapters.export(directory / LORA_FILENAME, config, step, info, token)
+        embedding = export_embedding(self.token, config, self.architecture, step, directory, info)
+        if "." in token:
+            return [lora, embedding]  # A1111 splits bundle keys on '.': no one-file version
+        tensors, file_alpha = self.adapters.tensors()
+        bundled = bundle_embedding(tensors, token, self.token.vectors(), self.architecture)
+        metadata = lora_metadata(config, step, info, file_alpha, token)
+        bundle = save_lora_file(directory / BUNDLE_FILENAME, bundled, metadata)
+        return [lora, embedding, bundle]
 
 
 def train(
@@ -73,8 +86,14 @@ def train(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Pivotal tuning: exports a kohya LoRA and a TI embedding per checkpoint."""
     return run_method(
-        PivotalMethod(config), dataset, callbacks, model_source=model_source, output_dir=output_dir
+        PivotalMethod(config),
+        dataset,
+        callbacks,
+        model_source=model_source,
+        output_dir=output_dir,
+        output_name=output_name,
     )

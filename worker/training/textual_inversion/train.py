@@ -13,31 +13,36 @@ from worker.training.captions import OBJECT_TEMPLATES, STYLE_TEMPLATES, CaptionR
 from worker.training.embeddings import NewToken
 from worker.training.engine import group, run_method
 from worker.training.export_formats import save_embedding_file
+from worker.training.file_metadata import modelspec
 from worker.training.method import TrainingMethod
 from worker.training.model_loading import BaseModelParts
 from worker.training.textual_inversion.config import EmbeddingOptions, TextualInversionConfig
-from worker.training.types import TrainingExample, TrainingResult
+from worker.training.types import ExportInfo, TrainingExample, TrainingResult
 
 EMBEDDING_FILENAME = "embedding.safetensors"
 
 
-def embedding_metadata(options: EmbeddingOptions, step: int) -> dict[str, str]:
+def embedding_metadata(
+    options: EmbeddingOptions, architecture: Any, step: int, info: ExportInfo, resolution: int
+) -> dict[str, str]:
+    """Atelier's own keys plus `modelspec.*` (kohya's `sai_model_spec` for TI files)."""
     return {
         "placeholder_token": options.placeholder_token,
         "num_vectors": str(options.num_vectors),
         "step": str(step),
         "trained_with": "Atelier",
+        **modelspec(architecture, "textual-inversion", info, options.placeholder_token, resolution),
     }
 
 
 def export_embedding(
-    token: NewToken, options: EmbeddingOptions, architecture: Any, step: int, directory: Path
+    token: NewToken, config: Any, architecture: Any, step: int, directory: Path, info: ExportInfo
 ) -> Path:
     return save_embedding_file(
         directory / EMBEDDING_FILENAME,
         token.vectors(),
         architecture,
-        embedding_metadata(options, step),
+        embedding_metadata(config, architecture, step, info, config.resolution),
     )
 
 
@@ -67,8 +72,9 @@ class TextualInversionMethod(TrainingMethod):
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         self.token.load_state(state)
 
-    def export(self, step: int, directory: Path, num_images: int) -> list[Path]:
-        return [export_embedding(self.token, self.config, self.architecture, step, directory)]
+    def export(self, step: int, directory: Path, info: ExportInfo) -> list[Path]:
+        token, config, arch = self.token, self.config, self.architecture
+        return [export_embedding(token, config, arch, step, directory, info)]
 
 
 def train(
@@ -78,7 +84,15 @@ def train(
     *,
     model_source: str,
     output_dir: Path,
+    output_name: str | None = None,
 ) -> TrainingResult:
     """Train a textual-inversion embedding and write `.safetensors` checkpoints."""
     method = TextualInversionMethod(config)
-    return run_method(method, dataset, callbacks, model_source=model_source, output_dir=output_dir)
+    return run_method(
+        method,
+        dataset,
+        callbacks,
+        model_source=model_source,
+        output_dir=output_dir,
+        output_name=output_name,
+    )

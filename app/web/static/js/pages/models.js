@@ -6,6 +6,26 @@ const root = $('[data-models-page]');
 const canWrite = root.dataset.canWrite === 'true';
 const box = $('[data-models]');
 const renameDialog = $('[data-rename-dialog]');
+const usageDialog = $('[data-usage-dialog]');
+const CLIENT_NAMES = { comfyui: 'ComfyUI', a1111: 'AUTOMATIC1111', invokeai: 'InvokeAI', diffusers: 'diffusers' };
+
+// "Use this model": the trigger and per-client steps from GET /v1/models/{id}/usage.
+async function openUsage(m) {
+  const body = $('[data-usage-body]', usageDialog);
+  try {
+    const u = await api(`/v1/models/${m.id}/usage`);
+    const copy = (text) => h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-copy': '',
+      onclick: async () => { if (await copyText(text)) toast('Copied', 'success'); } }, 'Copy');
+    body.replaceChildren(
+      h('p', {}, 'Trigger: ', u.trigger ? h('code', { 'data-usage-trigger': '' }, u.trigger) : h('span', { class: 'muted' }, 'none')),
+      ...u.clients.map((c) => h('section', { class: 'stack', 'data-usage-client': c.client },
+        h('h3', {}, CLIENT_NAMES[c.client] || c.client),
+        h('ol', { class: 'small' }, c.steps.map((s) => h('li', {}, s))),
+        c.snippet ? h('div', { class: 'toolbar' }, h('pre', { class: 'small' }, h('code', {}, c.snippet)), copy(c.snippet)) : null)),
+      u.note ? h('p', { class: 'small muted' }, u.note) : null);
+    openDialog(usageDialog);
+  } catch (err) { toast(err.message, 'error'); }
+}
 let renaming = null;
 
 function downloads(m) {
@@ -32,6 +52,7 @@ function card(m) {
         h('div', {}, h('dt', {}, 'Step'), h('dd', {}, m.job_id ? h('a', { class: 'link', href: `/jobs/${m.job_id}` }, `${m.step}`) : `${m.step}`))),
       h('p', { class: 'small muted' }, `Created ${fmtAgo(m.created_at)}`)),
     h('div', { class: 'model-actions' }, downloads(m),
+      h('button', { class: 'btn btn-secondary btn-sm', type: 'button', 'data-use': '', onclick: () => openUsage(m) }, 'Use'),
       canWrite ? h('button', { class: 'btn btn-ghost btn-sm', type: 'button', 'data-rename': '', onclick: () => openRename(m) }, 'Rename') : null,
       canWrite ? h('button', { class: 'btn btn-danger-ghost btn-sm', type: 'button', 'data-delete': '', onclick: () => remove(m) }, 'Delete') : null));
 }
