@@ -19,6 +19,7 @@ pytest_plugins = ["tests.fixtures_s3", "tests.fixtures_browser"]
 
 PG_ADMIN_URL = os.environ.get("ATELIER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ATELIER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+BROKER_DB = os.environ.get("ATELIER_TEST_BROKER_DB", "9")
 
 
 def _pg_url(dbname: str) -> str:
@@ -69,8 +70,9 @@ def service_env(make_pg_database, tmp_path_factory: pytest.TempPathFactory) -> d
     env = {
         "ATELIER_DATA_DIR": str(data_dir),
         "ATELIER_DATABASE_URL": make_pg_database(),
-        "ATELIER_BROKER_URL": REDIS_URL.rsplit("/", 1)[0] + "/9",
-        "ATELIER_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + "/9",
+        # ATELIER_TEST_BROKER_DB keeps sessions that run workers at once off each other's queue.
+        "ATELIER_BROKER_URL": REDIS_URL.rsplit("/", 1)[0] + f"/{BROKER_DB}",
+        "ATELIER_REDIS_URL": REDIS_URL.rsplit("/", 1)[0] + f"/{BROKER_DB}",
         "ATELIER_STORAGE_URL": f"file://{data_dir / 'storage'}",
         "ATELIER_BASE_URL": "http://testserver",
     }

@@ -165,14 +165,18 @@ def base_models() -> None:
 @click.option("--source", required=True, help="Diffusers folder, .safetensors file or hub id.")
 @click.option("--architecture", type=click.Choice(["sd15", "sdxl"]), required=True)
 @click.option("--name", default=None)
-def base_models_add(key: str, source: str, architecture: str, name: str | None) -> None:
+@click.option("--resolution", type=click.IntRange(64, 4096), default=None,
+              help="Native training size in pixels [default: 512 for sd15, 1024 for sdxl].")
+def base_models_add(key: str, source: str, architecture: str, name: str | None,
+                    resolution: int | None) -> None:
     """Register a base model that jobs can train on."""
     from app.cli.seed import register_base_model
     from app.core.db import session_scope
 
     with session_scope() as db:
-        register_base_model(db, key, source, architecture, name)
-    click.echo(f"base model {key} ({architecture}) -> {source}")
+        row = register_base_model(db, key, source, architecture, name, resolution)
+        native = row.resolution
+    click.echo(f"base model {key} ({architecture}, {native} px) -> {source}")
 
 
 @base_models.command("make-tiny")
@@ -187,7 +191,8 @@ def base_models_make_tiny(key: str, architecture: str, as_json: bool) -> None:
     s = get_settings()
     with session_scope() as db:
         row = build_tiny_base_model(db, key, architecture, s.data_dir.resolve() / "base-models")
-        out = {"key": row.key, "architecture": row.architecture, "source": row.source}
+        out = {"key": row.key, "architecture": row.architecture, "source": row.source,
+               "resolution": row.resolution}
     if as_json:
         _echo_json(out)
     else:

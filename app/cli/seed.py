@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.identity import service as identity
 from app.identity.security import ALL_SCOPES
 from app.models import BaseModel, Organization, User
+from worker.training.templates import NATIVE_RESOLUTION
 
 DEMO_EMAIL = "demo@atelier.local"
 DEMO_BASE_MODEL = "tiny-sd15"
@@ -35,24 +36,29 @@ def create_org_with_admin(db: Session, name: str, email: str, password: str) -> 
 
 
 def register_base_model(
-    db: Session, key: str, source: str, architecture: str, name: str | None = None
+    db: Session, key: str, source: str, architecture: str, name: str | None = None,
+    resolution: int | None = None,
 ) -> BaseModel:
+    """`resolution` is the model's native size; None = the architecture's (512 / 1024)."""
+    native = resolution or NATIVE_RESOLUTION[architecture]
     row = db.scalar(select(BaseModel).where(BaseModel.key == key))
     if row is None:
-        row = BaseModel(key=key, name=name or key, architecture=architecture, source=source)
+        row = BaseModel(key=key, name=name or key, architecture=architecture, source=source,
+                        resolution=native)
         db.add(row)
     else:
-        row.source, row.architecture = source, architecture
+        row.source, row.architecture, row.resolution = source, architecture, native
     db.flush()
     return row
 
 
 def build_tiny_base_model(db: Session, key: str, architecture: str, models_dir: Path) -> BaseModel:
     # Imported here: building needs torch, which only the worker extra installs.
-    from worker.training.tiny_models import build_tiny_model
+    from worker.training.tiny_models import TINY_RESOLUTION, build_tiny_model
 
     path = build_tiny_model(models_dir / key, architecture)  # type: ignore[arg-type]
-    return register_base_model(db, key, str(path), architecture, name=f"Tiny {architecture} (demo)")
+    return register_base_model(db, key, str(path), architecture, name=f"Tiny {architecture} (demo)",
+                               resolution=TINY_RESOLUTION)
 
 
 def demo_password_problem(password: str) -> str | None:

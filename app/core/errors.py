@@ -11,6 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core import field_errors
+
 log = logging.getLogger("atelier.errors")
 
 PROBLEM = "application/problem+json"
@@ -95,11 +97,17 @@ def problem(
 
 
 def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
-    """Pydantic error list -> [{"loc", "msg"}] with locations a user can read."""
+    """Pydantic error list -> [{"loc", "msg"}]: ``loc`` the machine path (clients map it to
+    their fields), ``msg`` a sentence that says what to change (no pydantic phrases)."""
     return [
-        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "invalid"))}
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": field_errors.message(e)}
         for e in raw
     ]
+
+
+def validation_detail(errors: list[dict[str, Any]]) -> str:
+    """'Training steps: must be at least 1; Name: is required' — labels, not ``body.`` paths."""
+    return "; ".join(field_errors.sentence(e["loc"], e["msg"]) for e in errors[:5])
 
 
 _STATUS_TITLES = {
@@ -127,7 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = validation_errors(list(exc.errors()))
-        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        detail = validation_detail(errors)
         return problem(422, "Validation failed", detail or "Invalid request", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -139,6 +147,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
         log.info("integrity error: %s", exc.orig)
+        text = str(exc.orig)
+        if "uq_models_org_id_name" in text or "models.org_id, models.name" in text:
+            # Two requests raced for one model name; the loser hears why.
+            return problem(409, "Conflict", "A model with this name already exists in your "
+                           "library; model names are unique within an organization.")
         return problem(409, "Conflict", "The request conflicts with existing data.")
 
     @app.exception_handler(DataError)

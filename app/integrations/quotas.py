@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import AppError, Unprocessable
 from app.core.settings import get_settings
 from app.core.usage import storage_bytes
-from app.models import Organization, TrainingJob
+from app.models import AuditEvent, Organization, TrainingJob
 
 HOLDING_GPU = ("running", "cancelling")  # a stopping job still holds its GPU
 QUOTA_REACHED = "GPU quota reached"
@@ -62,8 +62,29 @@ def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 def gpu_seconds_this_month(db: Session, org_id: str) -> float:
     start, _ = month_bounds()
-    return float(db.scalar(select(func.coalesce(func.sum(TrainingJob.gpu_seconds), 0.0)).where(
+    live = float(db.scalar(select(func.coalesce(func.sum(TrainingJob.gpu_seconds), 0.0)).where(
         TrainingJob.org_id == org_id, TrainingJob.created_at >= start)) or 0.0)
+    return live + deleted_jobs_gpu_seconds(db, org_id, start)
+
+
+DELETED_JOB_ACTION = "job.delete"
+
+
+def deleted_jobs_gpu_seconds(db: Session, org_id: str, since: datetime) -> float:
+    """Seconds of jobs created since ``since`` and deleted later (DELETE /v1/jobs/{id}): their
+    ``job.delete`` audit events carry them, so deleting a job never gives GPU time back."""
+    rows = db.scalars(select(AuditEvent.details).where(
+        AuditEvent.org_id == org_id, AuditEvent.action == DELETED_JOB_ACTION,
+        AuditEvent.created_at >= since))  # deleted after it was created, so after `since`
+    total = 0.0
+    for details in rows:
+        try:
+            created = datetime.fromisoformat(str(details.get("job_created_at")))
+        except ValueError:
+            continue
+        if (created if created.tzinfo else created.replace(tzinfo=UTC)) >= since:
+            total += float(details.get("gpu_seconds") or 0.0)
+    return total
 
 
 def gpu_seconds_reserved(db: Session, org_id: str, exclude_job: str | None = None) -> float:

@@ -33,14 +33,16 @@ def sse(event: str, data: dict[str, Any], event_id: int) -> str:
 class _Seen:
     status: str | None = None
     step: int = -1
+    progress: dict[str, Any] = field(default_factory=dict)
     checkpoints: set[int] = field(default_factory=set)
     validation: set[int] = field(default_factory=set)
 
     def news(self, snap: Snapshot) -> list[tuple[str, dict[str, Any]]]:
         """What changed since this stream last looked, in the order events are sent."""
         out: list[tuple[str, dict[str, Any]]] = []
-        if snap.step != self.step and snap.status != "queued":
-            self.step = snap.step
+        # Any change counts (step, phase n/N, GPU seconds), so a live job looks live.
+        if snap.progress != self.progress and snap.status != "queued":
+            self.step, self.progress = snap.step, snap.progress
             out.append(("progress", snap.progress))
         for step, size in snap.checkpoints:
             if step not in self.checkpoints:

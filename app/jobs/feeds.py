@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from app.core.db import session_scope
 from app.core.settings import get_settings
 from app.jobs import signals
-from app.jobs.rendering import eta_seconds
+from app.jobs.rendering import progress_out
 from app.jobs.state import TERMINAL
 from app.models import Checkpoint, TrainingJob, ValidationImage
 
@@ -61,8 +61,7 @@ def read_snapshot(job_id: str) -> Snapshot | None:
             .order_by(ValidationImage.step)).all()
         return Snapshot(
             job.status, job.error, job.progress_step,
-            {"step": job.progress_step, "total_steps": job.total_steps, "loss": job.loss,
-             "eta_seconds": eta_seconds(job)},
+            progress_out(job).model_dump(mode="json"),
             tuple((int(s), int(b)) for s, b in checkpoints),
             tuple((int(s), int(n)) for s, n in validation),
         )

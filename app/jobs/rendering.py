@@ -19,22 +19,48 @@ URL_TTL_S = 3600
 
 
 def eta_seconds(job: TrainingJob) -> float | None:
+    """Seconds left from the worker's smoothed rate (worker/runner/reporter.py); None while
+    there is no rate yet or the job is in a phase before training (estimating)."""
     if job.status != "running" or not job.images_per_second:
+        return None
+    if job.phase in ("loading_model", "caching_latents", "rendering_step0"):
         return None
     per_step = (int(job.config.get("train_batch_size", 1))
                 * int(job.config.get("gradient_accumulation_steps", 1))) / job.images_per_second
-    return round(max(job.total_steps - job.progress_step, 0) * per_step, 1)
+    left = max(job.total_steps - job.progress_step, 0) * per_step
+    if job.validation_seconds and job.config.get("validation_prompts"):
+        left += validations_after(job) * job.validation_seconds
+    return round(left, 1)
+
+
+def validations_after(job: TrainingJob) -> int:
+    """Validations still due after the current step (every N steps, and the last step)."""
+    every = job.config.get("validate_every_n_steps")
+    done, total = job.progress_step, job.total_steps
+    due = set(range((done // every + 1) * every, total + 1, every)) if every else set()
+    if total > done:
+        due.add(total)
+    return len(due)
+
+
+def progress_out(job: TrainingJob) -> Progress:
+    total = job.total_steps or 1
+    running = job.status in ("running", "cancelling")
+    return Progress(step=job.progress_step, total_steps=job.total_steps, loss=job.loss,
+                    eta_seconds=eta_seconds(job), images_per_second=job.images_per_second,
+                    percent=round(100.0 * job.progress_step / total, 1),
+                    phase=job.phase if running else None,  # type: ignore[arg-type]
+                    phase_done=job.phase_done if running else None,
+                    phase_total=job.phase_total if running else None,
+                    gpu_seconds=round(job.gpu_seconds or 0.0, 1))
 
 
 def job_out(job: TrainingJob, queue_position: int | None = None) -> JobOut:
-    total = job.total_steps or 1
     return JobOut(
         id=job.id, name=job.name, type=job.type, status=job.status,  # type: ignore[arg-type]
         base_model=job.base_model, architecture=job.architecture, template=job.template,
         dataset_id=job.dataset_id, config=job.config,
-        progress=Progress(step=job.progress_step, total_steps=job.total_steps, loss=job.loss,
-                          eta_seconds=eta_seconds(job), images_per_second=job.images_per_second,
-                          percent=round(100.0 * job.progress_step / total, 1)),
+        progress=progress_out(job),
         queue_position=queue_position if job.status == "queued" else None,
         error=job.error, attempts=job.attempts, gpu_seconds=round(job.gpu_seconds, 2),
         retry_of=job.retry_of_id, item_count=len(job.dataset_snapshot),

@@ -14,6 +14,7 @@ from app.core.tenancy import path_object, scoped
 from app.identity.principal import Principal, require
 from app.integrations import quotas
 from app.jobs import events, service
+from app.jobs.deletion import router as deletion_router
 from app.jobs.rendering import checkpoints_out, job_out
 from app.jobs.schemas import (
     BaseModelOut,
@@ -32,12 +33,14 @@ from worker.training.templates import TEMPLATES
 router = APIRouter(prefix="/v1", tags=["training"])
 _job = path_object(TrainingJob, "job_id", what="Job", scope="jobs:read")
 _job_w = path_object(TrainingJob, "job_id", what="Job", scope="jobs:write")
+router.include_router(deletion_router)  # DELETE /v1/jobs/{id} (app/jobs/deletion.py)
 
 
 @router.get("/base-models", response_model=list[BaseModelOut], operation_id="list_base_models")
 def list_base_models(db: Session = DB,
                      principal: Principal = Depends(require("jobs:read"))) -> list[BaseModelOut]:
-    return [BaseModelOut(key=b.key, name=b.name, architecture=b.architecture)  # type: ignore[arg-type]
+    return [BaseModelOut(key=b.key, name=b.name, architecture=b.architecture,  # type: ignore[arg-type]
+                         resolution=b.resolution)
             for b in service.visible_base_models(db, principal)]
 
 

@@ -37,13 +37,24 @@ class JobCreate(BaseModel):
                                      description="Every other training option, validated.")
 
 
+JobPhase = Literal["loading_model", "caching_latents", "rendering_step0", "training", "saving",
+                   "validating"]
+
+
 class Progress(BaseModel):
     step: int
     total_steps: int
     loss: float | None
-    eta_seconds: float | None
+    eta_seconds: float | None = Field(
+        None, description="Seconds left, from the smoothed measured rate; null while "
+        "estimating (before training steps are measured) or when not running.")
     images_per_second: float | None = None
     percent: float
+    phase: JobPhase | None = Field(
+        None, description="What the running job is doing now; null when not running.")
+    phase_done: int | None = Field(None, description="Items of the phase done (n of N).")
+    phase_total: int | None = Field(None, description="Items in the phase (N).")
+    gpu_seconds: float = Field(0.0, description="GPU time used so far, growing while it runs.")
 
 
 class JobOut(BaseModel):
@@ -72,6 +83,7 @@ class BaseModelOut(BaseModel):
     key: str
     name: str
     architecture: Literal["sd15", "sdxl"]
+    resolution: int = Field(description="Native size in pixels; job defaults take it.")
 
 
 class TemplateOut(BaseModel):

@@ -72,7 +72,7 @@ def _snapshot(db: Session, principal: Principal, body: JobCreate) -> list[dict[s
 
 def create_job(db: Session, principal: Principal, body: JobCreate) -> TrainingJob:
     base = _base_model(db, principal, body.base_model)
-    config = resolve_config(body, base.architecture)
+    config = resolve_config(body, base.architecture, base.resolution)
     check_job_size(principal.organization, config)
     lock_org(db, principal.org_id)  # the snapshot and the insert are one step for the org
     snapshot = _snapshot(db, principal, body)

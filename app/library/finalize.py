@@ -25,6 +25,7 @@ from app.core.ids import new_id
 from app.core.keys import model_prefix
 from app.jobs.notify import job_status_changed
 from app.jobs.state import FINALIZABLE, transition
+from app.library import naming
 from app.library.cleanup import schedule_cleanup
 from app.library.schemas import FinalizeIn
 from app.models import Checkpoint, Model, TrainingJob, ValidationImage
@@ -69,6 +70,25 @@ def _checkpoints(db: Session, job: TrainingJob, steps: Sequence[int]) -> dict[in
             extra={"available_steps": sorted(found)},
         )
     return found
+
+
+def _names(db: Session, job: TrainingJob, body: FinalizeIn) -> list[str]:
+    """One name per kept step: the caller's (a clash with the library is a 409), else
+    '<job name> · step N', made unique with ' (2)'... so a default never fails."""
+    given = body.given_names()
+    clash = naming.taken(db, job.org_id, given.values())
+    if clash:
+        raise naming.name_clash(sorted(clash))
+    defaults = {s: f"{job.name} · step {s}" for s in body.steps if s not in given}
+    used = naming.taken(db, job.org_id, defaults.values()) | set(given.values())
+    names: list[str] = []
+    for step in body.steps:
+        if step in given:
+            names.append(given[step])
+        else:
+            names.append(naming.free_name(defaults[step], used))
+            used.add(names[-1])
+    return names
 
 
 class _Copier:
@@ -126,7 +146,7 @@ def finalize(db: Session, job: TrainingJob, body: FinalizeIn, storage: Storage) 
     _claim_job(db, job)
     checkpoints = _checkpoints(db, job, body.steps)
     images = list(db.scalars(select(ValidationImage).where(ValidationImage.job_id == job.id)))
-    names = body.names or [f"{job.name} · step {s}" for s in body.steps]
+    names = _names(db, job, body)
     copier = _Copier(storage)
     try:
         models = [

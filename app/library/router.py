@@ -38,7 +38,8 @@ _model_write = path_object(Model, "model_id", what="Model", scope="models:write"
 
 @router.post(
     "/jobs/{job_id}/finalize", response_model=FinalizeOut, operation_id="finalize_job",
-    responses={409: {"description": "Wrong job state or no checkpoint at a chosen step."}},
+    responses={409: {"description": "Wrong job state, no checkpoint at a chosen step, or a "
+                                   "chosen name already in the library."}},
 )
 def finalize_job(
     job_id: str,
@@ -88,7 +89,10 @@ def get_model(
     return service.render(model, storage)
 
 
-@router.patch("/models/{model_id}", response_model=ModelOut, operation_id="rename_model")
+@router.patch(
+    "/models/{model_id}", response_model=ModelOut, operation_id="rename_model",
+    responses={409: {"description": "Another model of the organization has this name."}},
+)
 def rename_model(
     model_id: str,
     body: ModelPatch,
@@ -99,7 +103,7 @@ def rename_model(
     storage: Storage = Depends(get_storage),
 ) -> ModelOut:
     old = model.name
-    model.name = body.name
+    service.rename(db, model, body.name)
     audit.record(db, principal, "model.renamed", request=request, target_type="model",
                  target_id=model.id, details={"from": old, "to": body.name})
     return service.render(model, storage)

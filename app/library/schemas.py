@@ -26,9 +26,11 @@ class FinalizeIn(BaseModel):
         min_length=1, max_length=100,
         description="Checkpoint steps to keep; each becomes one model in the library.",
     )
-    names: list[str] | None = Field(
-        None, description="One model name per step, in the same order; default "
-        "'<job name> · step N'.",
+    names: list[str] | dict[int, str] | None = Field(
+        None, description="Model names: one per step in the same order, or an object "
+        "{step: name} naming some of them. Unnamed steps get '<job name> · step N' (with "
+        "' (2)'... added if that name is taken). Names are unique within the organization: "
+        "a name already in the library is a 409.",
     )
 
     @field_validator("steps")
@@ -41,22 +43,40 @@ class FinalizeIn(BaseModel):
 
     @field_validator("names")
     @classmethod
-    def _clean_names(cls, names: list[str] | None) -> list[str] | None:
+    def _clean_names(
+        cls, names: list[str] | dict[int, str] | None
+    ) -> list[str] | dict[int, str] | None:
         if names is None:
             return None
-        cleaned = [_clean_name(n) for n in names]
-        if any(len(n) > MAX_NAME for n in cleaned):
-            raise ValueError(f"names are at most {MAX_NAME} characters")
-        return cleaned
+        values = names.values() if isinstance(names, dict) else names
+        if any(len(n.strip()) > MAX_NAME for n in values):
+            raise ValueError(f"a model name has at most {MAX_NAME} characters")
+        if isinstance(names, dict):
+            return {step: _clean_name(n) for step, n in names.items()}
+        return [_clean_name(n) for n in names]
 
     @model_validator(mode="after")
     def _names_match_steps(self) -> Self:
-        if self.names is not None and len(self.names) != len(self.steps):
+        if isinstance(self.names, list) and len(self.names) != len(self.steps):
             raise ValueError(
                 f"names has {len(self.names)} entries but steps has {len(self.steps)}; "
                 "give one name per step or none"
             )
+        if isinstance(self.names, dict):
+            stray = sorted(set(self.names) - set(self.steps))
+            if stray:
+                raise ValueError(f"names are given for steps {stray}, which are not being kept")
+        given = self.given_names()
+        twice = sorted({n for n in given.values() if list(given.values()).count(n) > 1})
+        if twice:
+            raise ValueError(f"each model needs its own name; {twice[0]!r} is used twice")
         return self
+
+    def given_names(self) -> dict[int, str]:
+        """The names the caller chose, by step."""
+        if isinstance(self.names, dict):
+            return dict(self.names)
+        return dict(zip(self.steps, self.names or [], strict=False))
 
 
 class ModelPatch(BaseModel):
@@ -71,7 +91,10 @@ class ModelPatch(BaseModel):
 
 
 class ModelFileOut(BaseModel):
-    name: str
+    name: str = Field(description="The file's name in the model (pass it as ?file=).")
+    download_name: str = Field(
+        description="The name the file downloads under: from the model's name, or for an "
+        "embedding its trigger word (A1111 and ComfyUI use it as the prompt word).")
     bytes: int
     sha256: str
     url: str = Field(description="Short-lived download URL.")

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.core.after_commit import defer
 from app.core.errors import Conflict, NotFound
 from app.core.keys import model_prefix
+from app.library.naming import download_name, file_entry, name_clash, taken
 from app.library.schemas import ModelFileOut, ModelOut, PreviewImageOut
 from app.models import Model
 from app.storage.base import Storage, StorageError
@@ -27,8 +28,10 @@ little if it is shared."""
 def render(model: Model, storage: Storage) -> ModelOut:
     files = [
         ModelFileOut(
-            name=f["name"], bytes=int(f["bytes"]), sha256=f.get("sha256") or "",
-            url=storage.presign_get(f["key"], URL_TTL_S, filename=f["name"]),
+            name=f["name"], download_name=download_name(model, f["name"]),
+            bytes=int(f["bytes"]), sha256=f.get("sha256") or "",
+            url=storage.presign_get(f["key"], URL_TTL_S,
+                                    filename=download_name(model, f["name"])),
         )
         for f in model.files
     ]
@@ -72,12 +75,20 @@ def download_url(model: Model, storage: Storage, file: str | None) -> str:
     if file is None:
         chosen = model.files[0]  # the primary file (the LoRA of a pivotal model)
     else:
-        matches = [f for f in model.files if f["name"] == file]
-        if not matches:
+        found = file_entry(model, file)
+        if found is None:
             names = ", ".join(f["name"] for f in model.files)
             raise NotFound(f"Model '{model.id}' has no file '{file}'; its files: {names}.")
-        chosen = matches[0]
-    return storage.presign_get(chosen["key"], DOWNLOAD_TTL_S, filename=chosen["name"])
+        chosen = found
+    return storage.presign_get(chosen["key"], DOWNLOAD_TTL_S,
+                               filename=download_name(model, chosen["name"]))
+
+
+def rename(db: Session, model: Model, name: str) -> None:
+    """Rename within the org's unique names: another model's name is a 409."""
+    if name != model.name and taken(db, model.org_id, [name], exclude=model.id):
+        raise name_clash([name])
+    model.name = name
 
 
 def delete_prefix(storage: Storage, prefix: str) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, org_fk
@@ -12,6 +12,8 @@ class Model(IdMixin, Base):
     """A finalized add-on in an org's library."""
 
     __tablename__ = "models"
+    # Names travel (file names, prompts, "which one was it?"): one name, one model per org.
+    __table_args__ = (UniqueConstraint("org_id", "name"),)
 
     org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))

@@ -26,6 +26,8 @@ class BaseModel(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(200))
     architecture: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(1024))
+    # Native training size in pixels: job defaults take it, sizes far above it are refused.
+    resolution: Mapped[int] = mapped_column(Integer, default=512)
 
 
 class TrainingJob(IdMixin, Base):
@@ -48,6 +50,12 @@ class TrainingJob(IdMixin, Base):
     total_steps: Mapped[int] = mapped_column(Integer, default=0)
     loss: Mapped[float | None] = mapped_column(Float)
     images_per_second: Mapped[float | None] = mapped_column(Float)
+    # What a running job is doing (worker/training/callbacks.py PHASES) and how far, n of N.
+    phase: Mapped[str | None] = mapped_column(String(32))
+    phase_done: Mapped[int | None] = mapped_column(Integer)
+    phase_total: Mapped[int | None] = mapped_column(Integer)
+    # How long the last validation took: the ETA counts the validations still to come.
+    validation_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)

@@ -133,7 +133,7 @@ def _create_job(page: Page, shots: Path) -> str:
     page.get_by_label("Validation sampling steps").fill("2")
     page.get_by_label("Images per prompt").fill("2")
     page.get_by_role("button", name="Begin training").click()
-    expect(page.locator("[data-error-for='advanced.rank']")).to_contain_text("greater than")
+    expect(page.locator("[data-error-for='advanced.rank']")).to_contain_text("must be at least 1")
     expect(page.get_by_label("LoRA rank")).to_have_attribute("aria-invalid", "true")
     snap(page, shots, "06-new-job-validation-error")
     page.get_by_label("LoRA rank").fill("4")

@@ -59,7 +59,8 @@ def _seed(server: Server) -> str:
 
 def _no_write_controls(page: Page) -> None:
     for name in ("New dataset", "Create job", "Create API key", "Invite member", "Delete",
-                 "Rename", "Revoke", "Remove", "Cancel job", "Retry", "Finalize…"):
+                 "Rename", "Revoke", "Remove", "Cancel job", "Retry", "Finalize…",
+                 "Edit details", "Add webhook", "Undo"):
         expect(page.get_by_role("button", name=name, exact=True)).to_have_count(0)
     expect(page.get_by_role("link", name="Create job")).to_have_count(0)
 

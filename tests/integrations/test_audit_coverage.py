@@ -202,6 +202,8 @@ ACTIONS: dict[tuple[str, str], tuple[str, Perform]] = {
         "DELETE", "/v1/datasets/{dataset_id}/items/{item_id}")),
     ("DELETE", "/v1/datasets/{dataset_id}"): ("dataset.delete", lambda c: c.call(
         "DELETE", "/v1/datasets/{dataset_id}")),
+    ("DELETE", "/v1/jobs/{job_id}"): ("job.delete", lambda c: c.call(
+        "DELETE", f"/v1/jobs/{c.world.failed_job_id}")),
     ("POST", "/v1/auth/switch-org"): ("auth.login", _switch_org),  # changes c.tenant: last
 }
 

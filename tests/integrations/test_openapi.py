@@ -96,7 +96,8 @@ def test_schemathesis_finds_no_server_errors_or_schema_breaks(
 OPERATION_IDS = {
     "add_member", "bulk_caption_op", "cancel_job", "complete_uploads", "create_api_key",
     "create_dataset", "create_job", "create_uploads", "create_webhook", "delete_dataset",
-    "delete_item", "delete_model", "delete_webhook", "download_model", "export_dataset",
+    "delete_item", "delete_job", "delete_model", "delete_webhook", "download_model",
+    "export_dataset",
     "finalize_job", "get_dataset", "get_item", "get_job", "get_job_logs", "get_job_metrics",
     "get_me", "get_model", "get_usage", "get_webhook", "get_webhook_delivery", "healthz",
     "import_captions", "list_api_keys", "list_audit_events", "list_base_models",

@@ -67,6 +67,7 @@ SCOPES: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("GET", "/v1/jobs/{job_id}"): (J_R,),
     ("POST", "/v1/jobs/{job_id}/cancel"): (J_W,),
     ("POST", "/v1/jobs/{job_id}/retry"): (J_W,),
+    ("DELETE", "/v1/jobs/{job_id}"): (J_W,),
     ("GET", "/v1/jobs/{job_id}/checkpoints"): (J_R,),
     ("GET", "/v1/jobs/{job_id}/metrics"): (J_R,),
     ("GET", "/v1/jobs/{job_id}/logs"): (J_R,),

@@ -45,7 +45,7 @@ def png(color: tuple[int, int, int], size: int = 64) -> bytes:
     return buf.getvalue()
 
 
-def make_dataset(tenant: Tenant, n: int = 3, *, captions: bool = True) -> str:
+def make_dataset(tenant: Tenant, n: int = 3, *, captions: bool = True, size: int = 64) -> str:
     """A dataset with ``n`` small images, written to storage and the database."""
     from app.core.db import session_scope
     from app.core.keys import dataset_prefix
@@ -58,10 +58,10 @@ def make_dataset(tenant: Tenant, n: int = 3, *, captions: bool = True) -> str:
         db.add(ds)
         db.flush()
         for i in range(n):
-            data = png((200, 40 * i, 30))
+            data = png((200, (40 * i) % 256, (30 + i) % 256), size)
             item = DatasetItem(org_id=tenant.org_id, dataset_id=ds.id, filename=f"{i}.png",
                                storage_key="", content_type="image/png",
-                               sha256=hashlib.sha256(data).hexdigest(), width=64, height=64,
+                               sha256=hashlib.sha256(data).hexdigest(), width=size, height=size,
                                bytes=len(data), caption="a red square" if captions else None)
             db.add(item)
             db.flush()

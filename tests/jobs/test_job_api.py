@@ -24,7 +24,8 @@ def _post(client: TestClient, tenant: Tenant, body: dict[str, Any]):  # type: ig
 def test_lists_base_models_and_templates(client: TestClient, tenant: Tenant,
                                          tiny_base_model: str) -> None:
     models = client.get("/v1/base-models", headers=tenant.auth).json()
-    assert {"key": tiny_base_model, "name": "Tiny sd15 (demo)", "architecture": "sd15"} in models
+    assert {"key": tiny_base_model, "name": "Tiny sd15 (demo)", "architecture": "sd15",
+            "resolution": 64} in models
     templates = client.get("/v1/training-templates", headers=tenant.auth).json()
     keys = {t["key"] for t in templates}
     assert {"sd15-lora-style", "sdxl-ti-object", "sd15-pivotal-character"} <= keys
@@ -60,10 +61,16 @@ def test_create_freezes_resolved_config_and_snapshot(client: TestClient, tenant:
     ({"base_model": "nope"}, ["body", "base_model"], "does not exist"),
     ({"template": "sdxl-lora-style"}, ["body", "template"], "sdxl"),
     ({"template": "sd15-ti-object"}, ["body", "template"], "trains textual_inversion"),
-    ({"learning_rate": 5.0}, ["body", "learning_rate"], "less than or equal"),
-    ({"max_train_steps": 0}, ["body", "max_train_steps"], "greater than or equal"),
-    ({"advanced": {"rank": 0}}, ["body", "advanced", "rank"], "greater than"),
-    ({"advanced": {"bogus": 1}}, ["body", "advanced", "bogus"], "Extra inputs"),
+    ({"learning_rate": 5.0}, ["body", "learning_rate"], "Learning rate: must be at most 1"),
+    ({"max_train_steps": 0}, ["body", "max_train_steps"], "Training steps: must be at least 1"),
+    ({"advanced": {"rank": 0}}, ["body", "advanced", "rank"], "LoRA rank: must be at least 1"),
+    ({"advanced": {"bogus": 1}}, ["body", "advanced", "bogus"],
+     "bogus in Advanced › Other options: is not a known option"),
+    ({"max_train_steps": 20, "advanced": {"lr_warmup_steps": 50}},
+     ["body", "advanced", "lr_warmup_steps"],
+     "Warm-up steps (lr_warmup_steps) in Advanced › Other options: the warm-up"),
+    ({"type": "pivotal", "placeholder_token": "<tabby>", "caption_prefix": "a photo of tabby"},
+     ["body", "caption_prefix"], "must contain the placeholder token '<tabby>'"),
     ({"type": "textual_inversion", "initial_phrase": "muchtoolong"}, ["body", "initial_phrase"],
      "at most 8"),
 ])
@@ -77,6 +84,10 @@ def test_validation_errors_name_the_field(client: TestClient, tenant: Tenant,
     problem = r.json()
     assert any(e["loc"][:len(loc)] == loc for e in problem["errors"]), problem
     assert words in problem["detail"] or any(words in e["msg"] for e in problem["errors"])
+    # In the form's language: no paths, no pydantic phrases.
+    for text in [problem["detail"], *(e["msg"] for e in problem["errors"])]:
+        for raw in ("body.", "Input should", "Value error", "Extra inputs", "Field required"):
+            assert raw not in text, (raw, text)
 
 
 def test_empty_dataset_and_missing_captions(client: TestClient, tenant: Tenant,

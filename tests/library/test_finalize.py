@@ -56,6 +56,7 @@ def test_finalize_keeps_the_chosen_steps_and_empties_the_job_prefix(
         assert m["config"]["caption_prefix"] == "sks person"
         assert m["bytes"] == len(data)
         assert m["files"] == [{"name": "lora.safetensors", "bytes": len(data),
+                               "download_name": f"portraits-step-{m['step']}.safetensors",
                                "sha256": hashlib.sha256(data).hexdigest(),
                                "url": m["files"][0]["url"]}]
         assert [(p["prompt"], p["prompt_index"], p["index"], p["seed"])

@@ -12,8 +12,10 @@ next step and ends ``cancelled`` with the reason (app/integrations/quotas.py).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,9 @@ from worker.training.types import ValidationImage as ValidationImageFile
 
 log = logging.getLogger("atelier.runner")
 OWNED = ("running", "cancelling")
+RATE_TAU_S = 30.0
+"""Time constant of the smoothed training rate the ETA is computed from: a few slow or fast
+steps move it little, a lasting change shows within about half a minute."""
 
 
 class JobReporter(TrainingCallbacks):
@@ -50,6 +55,11 @@ class JobReporter(TrainingCallbacks):
         self._metrics: list[dict[str, Any]] = []
         self._last: Progress | None = None
         self._last_flush = 0.0
+        self._phase: tuple[str, int, int] | None = None
+        self._phase_written = 0.0
+        self._validation_started: float | None = None
+        self._seconds_per_image: float | None = None  # smoothed
+        self._steps_seen = 0
         self._stop = False
         self.lost = False  # another worker owns the job now
         self._heartbeat_s = heartbeat_s
@@ -101,7 +111,41 @@ class JobReporter(TrainingCallbacks):
             self.on_log(f"stopping: {exhausted}")
 
     # --- callbacks ---------------------------------------------------------------------------
+    def _smooth(self, progress: Progress) -> float:
+        """Exponential average of seconds per image; each step weighs by the time it took, so
+        the average spans about RATE_TAU_S whatever the step rate."""
+        if progress.images_per_second <= 0 or not math.isfinite(progress.images_per_second):
+            return 1.0 / self._seconds_per_image if self._seconds_per_image else 0.0
+        sample = 1.0 / progress.images_per_second
+        self._steps_seen += 1
+        if self._seconds_per_image is None or self._steps_seen == 2:
+            # The first step carries the warm-up (allocation, kernel choice): the second
+            # replaces it, so the ETA does not start high and sink.
+            self._seconds_per_image = sample
+        else:
+            weight = 1.0 - math.exp(-min(progress.seconds, RATE_TAU_S) / RATE_TAU_S)
+            self._seconds_per_image += weight * (sample - self._seconds_per_image)
+        return 1.0 / self._seconds_per_image
+
+    def on_phase(self, phase: str, done: int = 0, total: int = 0) -> None:
+        changed = self._phase is None or self._phase[0] != phase
+        self._phase = (phase, done, total)
+        values: dict[str, Any] = {}
+        rendering = phase in ("rendering_step0", "validating")
+        if changed and rendering:
+            self._validation_started = time.monotonic()
+        elif changed and self._validation_started is not None:
+            # Measured, so the ETA can count the validations still to come.
+            values["validation_seconds"] = time.monotonic() - self._validation_started
+            self._validation_started = None
+        # A new phase shows at once; counts within one at most every flush_s, and the last.
+        if changed or done >= total or time.monotonic() - self._phase_written >= self.flush_s:
+            self._phase_written = time.monotonic()
+            self._update({"phase": phase, "phase_done": done if total else None,
+                          "phase_total": total or None, "heartbeat_at": now(), **values})
+
     def on_progress(self, progress: Progress) -> None:
+        progress = replace(progress, images_per_second=self._smooth(progress))
         self._last = progress
         self._metrics.append({"job_id": self.job_id, "step": progress.step,
                               "loss": float(progress.loss), "lr": float(progress.lr)})

@@ -8,8 +8,10 @@ MAX_ASPECT = 2.0
 
 
 def bucket_step(resolution: int) -> int:
-    """Granularity of bucket sides: 64 px for real models, 8 px for tiny test models."""
-    return 64 if resolution >= 256 else 8
+    """Granularity of bucket sides: 64 px for real models, 16 px for tiny ones.
+
+    Sides must survive the VAE's 8x and the UNet's downsamplings (one 2x in the tiny UNet)."""
+    return 64 if resolution >= 256 else 16
 
 
 def make_buckets(resolution: int) -> list[tuple[int, int]]:

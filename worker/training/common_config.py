@@ -19,6 +19,14 @@ SchedulerName = Literal[
 MixedPrecision = Literal["no", "fp16", "bf16"]
 
 
+class ConfigError(ValueError):
+    """A rule across fields, pinned to the field to change so the API can point at it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class CommonTrainingConfig(BaseModel):
     """Fields every method shares. Subclasses add `type`, `learning_rate` and their options."""
 
@@ -162,12 +170,17 @@ class CommonTrainingConfig(BaseModel):
     @model_validator(mode="after")
     def check_common(self) -> Self:
         if self.lr_warmup_steps > self.max_train_steps:
-            raise ValueError(
-                f"lr_warmup_steps ({self.lr_warmup_steps}) cannot exceed max_train_steps "
-                f"({self.max_train_steps}): the learning rate would never reach its value."
+            raise ConfigError(
+                "lr_warmup_steps",
+                f"the warm-up (lr_warmup_steps: {self.lr_warmup_steps}) is longer than the "
+                f"training (max_train_steps: {self.max_train_steps}), so the learning rate "
+                f"would never reach its value; train at least {self.lr_warmup_steps} steps, "
+                f"or set a shorter warm-up, e.g. \"lr_warmup_steps\": "
+                f"{max(self.max_train_steps // 10, 0)}.",
             )
         if self.cache_vae_latents and not self.center_crop:
-            raise ValueError(
+            raise ConfigError(
+                "cache_vae_latents",
                 "cache_vae_latents needs center_crop: true — with random cropping every epoch "
                 "sees a different crop, so latents cannot be computed once. Turn one of them off."
             )

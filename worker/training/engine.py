@@ -24,7 +24,13 @@ from worker.training.model_loading import BaseModelParts, freeze, load_base_mode
 from worker.training.noise import step_generator
 from worker.training.optim import build_lr_scheduler, build_optimizer
 from worker.training.progress import ProgressReporter
-from worker.training.runtime import enable_fast_math, pick_device, seed_everything, weight_dtype
+from worker.training.runtime import (
+    enable_fast_math,
+    fit_cpu_threads,
+    pick_device,
+    seed_everything,
+    weight_dtype,
+)
 from worker.training.text_encoding import PromptEncoder
 from worker.training.train_step import StepContext, batch_loss, precompute_latents
 from worker.training.types import ExportInfo, TrainingExample, TrainingResult
@@ -65,6 +71,10 @@ def _configure_speed(parts: BaseModelParts, config: CommonTrainingConfig) -> Non
     parts.unet.train()
 
 
+class _Stopped(Exception):
+    """`should_stop()` asked to stop inside a phase (latent caching, validation)."""
+
+
 class TrainingRun:
     """One call of a method's `train()`; small methods, state kept on the instance."""
 
@@ -86,6 +96,8 @@ class TrainingRun:
         self.device = pick_device()
         self.dtype = weight_dtype(self.config, self.device)
         self.last_files: list[Path] = []
+        self._step = 0  # the last finished step, for a stop inside a phase
+        self._loss: float | None = None
         self.output_name = output_name or f"atelier-{self.config.type}"
 
     # --- setup ----------------------------------------------------------------------------
@@ -93,9 +105,11 @@ class TrainingRun:
         config = self.config
         enable_fast_math(self.device)
         seed_everything(config.seed)
+        self.callbacks.on_phase("loading_model")
         self.callbacks.on_log(f"loading base model {self.model_source} ({config.architecture})")
         self.parts = load_base_model(self.model_source, config.architecture)
         _place_models(self.parts, self.device, self.dtype)
+        fit_cpu_threads(self.device, self.parts.unet)
         groups = self.method.setup(self.parts)
         _configure_speed(self.parts, config)
         self.params = [p for group in groups for p in group["params"]]
@@ -116,7 +130,14 @@ class TrainingRun:
             use_latent_cache=config.vae_cache_enabled(),
         )
         if self.ctx.use_latent_cache and start_step < config.max_train_steps:
-            precompute_latents(self.ctx, self.callbacks.on_log)
+            done = precompute_latents(
+                self.ctx,
+                self.callbacks.on_log,
+                self.callbacks.should_stop,
+                lambda n, total: self.callbacks.on_phase("caching_latents", n, total),
+            )
+            if not done:
+                raise _Stopped("while caching latents")
         self.validator = Validator(self.parts, config, self.output_dir, self.dtype)
         return start_step
 
@@ -137,6 +158,7 @@ class TrainingRun:
 
     # --- saving ---------------------------------------------------------------------------
     def _checkpoint(self, step: int) -> None:
+        self.callbacks.on_phase("saving")
         directory = checkpoint_dir(self.output_dir, step)
         files = self.method.export(step, directory, self._export_info())
         self.last_files = files
@@ -152,8 +174,17 @@ class TrainingRun:
         )
 
     def _validate(self, step: int) -> None:
-        if self.validator.enabled():
-            self.callbacks.on_validation(step, self.validator.run(step))
+        if not self.validator.enabled():
+            return
+        phase = "rendering_step0" if step == 0 else "validating"
+        images = self.validator.run(
+            step,
+            self.callbacks.should_stop,
+            lambda n, total: self.callbacks.on_phase(phase, n, total),
+        )
+        if images is None:
+            raise _Stopped(f"while rendering the step-{step} images")
+        self.callbacks.on_validation(step, images)
 
     def _save_state(self, step: int) -> None:
         path = save_training_state(
@@ -207,7 +238,17 @@ class TrainingRun:
         return total / accumulation, epoch
 
     def run(self) -> TrainingResult:
+        try:
+            return self._run()
+        except _Stopped as stopped:
+            self.callbacks.on_log(f"stopped on request {stopped}")
+            return TrainingResult(
+                last_step=self._step, stopped=True, files=self.last_files, final_loss=self._loss
+            )
+
+    def _run(self) -> TrainingResult:
         start_step = self._setup()
+        self._step = start_step
         config = self.config
         total_steps = config.max_train_steps
         if start_step >= total_steps:
@@ -216,6 +257,7 @@ class TrainingRun:
             self._validate(0)
         images_per_step = config.train_batch_size * config.gradient_accumulation_steps
         reporter = ProgressReporter(self.callbacks, total_steps, images_per_step)
+        self.callbacks.on_phase("training")
         step = start_step
         started = time.perf_counter()
         for next_step in range(start_step + 1, total_steps + 1):
@@ -232,6 +274,7 @@ class TrainingRun:
             self.method.prepare_step(step)
             loss, epoch = self._train_step(step)
             reporter.push(step, loss, self.scheduler.get_last_lr()[0], epoch)
+            self._step, self._loss = step, reporter.last_loss
             self._after_step(step, reporter)
         elapsed = time.perf_counter() - started
         self.callbacks.on_log(f"trained {step - start_step} steps in {elapsed:.1f}s")
@@ -243,12 +286,15 @@ class TrainingRun:
         if not (save or validate):
             return
         reporter.flush()
+        self._loss = reporter.last_loss
         if save:
             self._checkpoint(step)
         if validate:
             self._validate(step)
         if save:
             self._save_state(step)
+        if step < self.config.max_train_steps:
+            self.callbacks.on_phase("training")
         reporter.restart_clock()
 
 

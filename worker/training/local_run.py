@@ -89,6 +89,10 @@ def run_config_file(config_path: Path, out_dir: Path) -> None:
         raise ValueError(f"{config_path} needs `model:` and `dataset:` next to the config fields")
     model = str(raw.pop("model"))
     dataset_dir = config_path.parent / str(raw.pop("dataset"))
+    if model == "tiny":
+        from worker.training.tiny_models import TINY_RESOLUTION
+
+        raw.setdefault("resolution", TINY_RESOLUTION)  # its native size, not SD's 512
     config = parse_config(raw)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

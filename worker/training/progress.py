@@ -66,5 +66,6 @@ class ProgressReporter:
                 lr=pending.lr,
                 images_per_second=self._images_per_step / max(pending.seconds, 1e-9),
                 epoch=pending.epoch,
+                seconds=pending.seconds,
             )
         )

@@ -33,3 +33,14 @@ def enable_fast_math(device: torch.device) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+
+
+SMALL_MODEL_PARAMS = 5_000_000
+
+
+def fit_cpu_threads(device: torch.device, unet: torch.nn.Module) -> None:
+    """One CPU thread for a tiny model: its ops are so small that splitting them costs more
+    than it gains, and on a shared host the threads' spin-waits made steps 10x slower
+    (measured: 0.34-0.9 s vs 0.045 s per tiny-UNet forward on a loaded 2-core machine)."""
+    if device.type == "cpu" and sum(p.numel() for p in unet.parameters()) < SMALL_MODEL_PARAMS:
+        torch.set_num_threads(1)

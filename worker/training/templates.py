@@ -2,6 +2,8 @@
 
 Served by `GET /v1/training-templates`; a template's `defaults` plus its `type` and
 `architecture` form a complete, valid config (`Template.config()`), which the user may override.
+Resolutions are written for the architecture's native size and scaled to the chosen base model's
+(`resolution_for`); embedding templates set no placeholder token (the job name gives one).
 """
 
 from __future__ import annotations
@@ -37,7 +39,50 @@ class Template(BaseModel):
         }
 
 
-_RESOLUTION = {"sd15": 512, "sdxl": 1024}
+NATIVE_RESOLUTION: dict[str, int] = {"sd15": 512, "sdxl": 1024}
+"""Each architecture's usual native size; a base model may have its own (the tiny demo ones)."""
+MAX_RESOLUTION_FACTOR = 2
+"""Resolutions above this multiple of a base model's native size are refused: the attention
+cost grows with the fourth power of the side and the model was never trained that large."""
+_RESOLUTION = NATIVE_RESOLUTION
+
+
+def resolution_for(template_resolution: int, architecture: str, native: int) -> int:
+    """A template's resolution (written for the architecture's native size) on a base model
+    whose native size is `native`: the same fraction of it, a multiple of 8."""
+    scaled = template_resolution * native // NATIVE_RESOLUTION[architecture]
+    return max(16, scaled // 8 * 8)
+
+
+def resolution_problem(resolution: int, native: int, base_model: str) -> str | None:
+    """Why `resolution` is refused on a base model of native size `native`, else None."""
+    limit = native * MAX_RESOLUTION_FACTOR
+    if resolution <= limit:
+        return None
+    return (f"Resolution {resolution} px is far above the {native} px base model "
+            f"'{base_model}' was made for (at most {limit} px): training would be very slow "
+            f"and learn little. Use {native} px or less.")
+
+
+def placeholder_from_name(name: str) -> str:
+    """A placeholder token derived from the job name: 'My Cat!' -> '<my-cat>'."""
+    slug = "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())
+    return f"<{slug[:30].strip('-') or 'concept'}>"
+
+
+def default_validation_prompts(config: dict[str, Any]) -> list[str]:
+    """Prompts for a job given none, built from its trigger so every job has images to compare
+    (a step-0 row and one per checkpoint): the placeholder token, else the caption prefix."""
+    token = config.get("placeholder_token") if config.get("type") in (
+        "textual_inversion", "pivotal") else None
+    if token:
+        if config.get("caption_templates") == "style":
+            return [f"a painting in the style of {token}", f"a landscape in the style of {token}"]
+        return [f"a photo of {token}", f"a close-up photo of {token}"]
+    prefix = (config.get("caption_prefix") or "").strip()
+    if prefix:
+        return [prefix, f"{prefix}, in a different setting"]
+    return ["a photo", "a painting"]
 
 
 def _lora_templates(arch: Architecture) -> list[Template]:
@@ -148,7 +193,6 @@ def _embedding_templates(arch: Architecture) -> list[Template]:
             description="A new word for an object or subject, from 5–20 images.",
             defaults={
                 "resolution": res,
-                "placeholder_token": "<my-object>",
                 "num_vectors": 4,
                 "initial_phrase": "object",
                 "caption_templates": "object",
@@ -165,7 +209,6 @@ def _embedding_templates(arch: Architecture) -> list[Template]:
             description="A new word for a visual style, from 20–100 images.",
             defaults={
                 "resolution": res,
-                "placeholder_token": "<my-style>",
                 "num_vectors": 8,
                 "initial_phrase": "painting",
                 "caption_templates": "style",
@@ -185,7 +228,6 @@ def _embedding_templates(arch: Architecture) -> list[Template]:
             defaults={
                 "resolution": res,
                 "aspect_ratio_buckets": True,
-                "placeholder_token": "<my-character>",
                 "num_vectors": 2,
                 "initial_phrase": "person",
                 "rank": 16,

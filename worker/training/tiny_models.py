@@ -28,8 +28,12 @@ from transformers import (
 
 Architecture = Literal["sd15", "sdxl"]
 
-TINY_RESOLUTION = 32
-"""Native resolution of the tiny models in pixels (latents are 16x16)."""
+TINY_RESOLUTION = 64
+"""Native resolution of the tiny models in pixels.
+
+Their VAE downsamples 8x like SD1.5's and SDXL's (latents are 8x8 here), so a size means the same
+thing on every model and a job never asks a tiny model for enormous latents."""
+VAE_SCALE = 8
 
 _HIDDEN = 32
 # A few whole words so common prompts do not tokenize into single characters only.
@@ -104,12 +108,13 @@ def _text_config(vocab_size: int, projection_dim: int = _HIDDEN) -> CLIPTextConf
 
 
 def _tiny_vae() -> AutoencoderKL:
+    # Four blocks = three 2x downsamplings = 8x, as in the real models; channels stay tiny.
     return AutoencoderKL(
-        block_out_channels=(8, 16),
+        block_out_channels=(8, 8, 16, 16),
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
         norm_num_groups=8,
         layers_per_block=1,
@@ -121,7 +126,7 @@ def _tiny_unet(architecture: Architecture) -> UNet2DConditionModel:
     common: dict[str, object] = {
         "block_out_channels": (16, 32),
         "layers_per_block": 1,
-        "sample_size": TINY_RESOLUTION // 2,
+        "sample_size": TINY_RESOLUTION // VAE_SCALE,
         "in_channels": 4,
         "out_channels": 4,
         "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),

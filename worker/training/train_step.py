@@ -48,13 +48,23 @@ class StepContext:
         return contextlib.nullcontext()
 
 
-def precompute_latents(ctx: StepContext, log: Callable[[str], None]) -> None:
-    """Encode every image (and its mirror when flipping) once, batched by bucket."""
+def precompute_latents(
+    ctx: StepContext,
+    log: Callable[[str], None],
+    should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> bool:
+    """Encode every image (and its mirror when flipping) once, batched by bucket.
+
+    Returns False when `should_stop` asked to stop between batches (the cache is incomplete)."""
     started = time.perf_counter()
     flips = (False, True) if ctx.config.random_flip else (False,)
     keys = [(i, f) for i in range(len(ctx.data.examples)) for f in flips]
     keys.sort(key=lambda key: ctx.data.buckets[key[0]])
+    on_progress(0, len(keys))
     for start in range(0, len(keys), LATENT_CACHE_BATCH):
+        if should_stop():
+            return False
         chunk = keys[start : start + LATENT_CACHE_BATCH]
         groups: dict[tuple[int, int], list[tuple[int, bool]]] = {}
         for key in chunk:
@@ -65,7 +75,9 @@ def precompute_latents(ctx: StepContext, log: Callable[[str], None]) -> None:
             for key, image, param in zip(group, prepared, params, strict=True):
                 ctx.latents.store(key, param)
                 ctx.image_meta[key] = (image.original_size, image.crop_top_left)
+        on_progress(start + len(chunk), len(keys))
     log(f"cached VAE latents of {len(keys)} images in {time.perf_counter() - started:.1f}s")
+    return True
 
 
 def _time_ids(

@@ -24,6 +24,8 @@ class Progress:
     lr: float
     images_per_second: float
     epoch: int
+    seconds: float = 0.0
+    """How long the step took (pauses for checkpoints and validation excluded)."""
 
 
 @dataclass(frozen=True)

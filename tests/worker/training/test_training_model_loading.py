@@ -11,7 +11,7 @@ from worker.training.model_loading import load_base_model
 
 def test_tiny_models_load_with_both_architectures(tiny_models: dict[str, Path]) -> None:
     sd15 = load_base_model(str(tiny_models["sd15"]), "sd15")
-    assert len(sd15.text_encoders) == 1 and sd15.vae_scale_factor == 2
+    assert len(sd15.text_encoders) == 1 and sd15.vae_scale_factor == 8  # like real SD
     sdxl = load_base_model(str(tiny_models["sdxl"]), "sdxl")
     assert len(sdxl.text_encoders) == 2
     assert sdxl.unet.config.addition_embed_type == "text_time"

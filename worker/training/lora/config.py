@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.training.common_config import CommonTrainingConfig
+from worker.training.common_config import CommonTrainingConfig, ConfigError
 
 DEFAULT_UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 DEFAULT_TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -59,7 +59,8 @@ class LoraOptions(BaseModel):
     @model_validator(mode="after")
     def check_lora(self) -> Self:
         if self.text_encoder_learning_rate is not None and not self.train_text_encoder:
-            raise ValueError(
+            raise ConfigError(
+                "text_encoder_learning_rate",
                 "text_encoder_learning_rate is set but train_text_encoder is false; enable "
                 "train_text_encoder or remove the learning rate."
             )
@@ -90,7 +91,8 @@ class LoraConfig(LoraOptions, CommonTrainingConfig):
     @model_validator(mode="after")
     def check_text_encoder_cache(self) -> Self:
         if self.train_text_encoder and self.cache_text_encoder_outputs:
-            raise ValueError(
+            raise ConfigError(
+                "cache_text_encoder_outputs",
                 "cache_text_encoder_outputs cannot be combined with train_text_encoder: a "
                 "trained text encoder gives new outputs every step. Turn one of them off."
             )

@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
-from worker.training.common_config import CommonTrainingConfig
+from worker.training.common_config import CommonTrainingConfig, ConfigError
 from worker.training.lora.config import LoraOptions
 from worker.training.textual_inversion.config import EmbeddingOptions
 
@@ -38,20 +38,25 @@ class PivotalConfig(LoraOptions, EmbeddingOptions, CommonTrainingConfig):
     @model_validator(mode="after")
     def check_pivotal(self) -> Self:
         if not 0.0 <= self.embedding_train_fraction <= 1.0:
-            raise ValueError(
+            raise ConfigError(
+                "embedding_train_fraction",
                 f"embedding_train_fraction must be between 0 and 1 (got "
                 f"{self.embedding_train_fraction}); it is the share of steps that train the "
                 "embedding, e.g. 0.5 for the first half."
             )
         if self.caption_prefix is not None and self.placeholder_token not in self.caption_prefix:
-            raise ValueError(
-                f"caption_prefix {self.caption_prefix!r} must contain the placeholder token "
-                f"{self.placeholder_token!r}, otherwise the LoRA never learns against it."
+            raise ConfigError(
+                "caption_prefix",
+                f"the caption prefix {self.caption_prefix!r} must contain the placeholder "
+                f"token {self.placeholder_token!r}, or the LoRA never learns against it; "
+                f"write it in, e.g. 'a photo of {self.placeholder_token}', or leave the "
+                "caption prefix empty to use the token alone.",
             )
         if self.cache_text_encoder_outputs and (
             self.train_text_encoder or self.embedding_train_fraction > 0
         ):
-            raise ValueError(
+            raise ConfigError(
+                "cache_text_encoder_outputs",
                 "cache_text_encoder_outputs cannot be forced on for pivotal tuning while the "
                 "embedding or text encoder trains; leave it unset (automatic): outputs are then "
                 "cached once the embedding phase is over."

@@ -6,7 +6,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from worker.training.common_config import CommonTrainingConfig
+from worker.training.common_config import CommonTrainingConfig, ConfigError
 
 CaptionTemplates = Literal["object", "style", "own_captions"]
 
@@ -51,15 +51,17 @@ class EmbeddingOptions(BaseModel):
     @model_validator(mode="after")
     def check_initialisation(self) -> Self:
         if self.initial_phrase is not None and self.initializer_token is not None:
-            raise ValueError(
+            raise ConfigError(
+                "initializer_token",
                 "give either initial_phrase or initializer_token, not both: both say how the "
                 "new embedding starts."
             )
         if self.initial_phrase is not None and len(self.initial_phrase) > MAX_INITIAL_PHRASE_CHARS:
-            raise ValueError(
-                f"initial_phrase may have at most {MAX_INITIAL_PHRASE_CHARS} characters "
-                f"(got {len(self.initial_phrase)}: {self.initial_phrase!r}); use a short word "
-                "close to the concept, e.g. 'cat'."
+            raise ConfigError(
+                "initial_phrase",
+                f"the initial phrase has at most {MAX_INITIAL_PHRASE_CHARS} characters "
+                f"({self.initial_phrase!r} has {len(self.initial_phrase)}); use a short word "
+                "close to the concept, e.g. 'cat'.",
             )
         return self
 
@@ -94,7 +96,8 @@ class TextualInversionConfig(EmbeddingOptions, CommonTrainingConfig):
     @model_validator(mode="after")
     def check_ti(self) -> Self:
         if self.cache_text_encoder_outputs:
-            raise ValueError(
+            raise ConfigError(
+                "cache_text_encoder_outputs",
                 "cache_text_encoder_outputs cannot be used with textual inversion: the "
                 "embedding being trained lives inside the text encoder, so its outputs change "
                 "every step."
@@ -102,7 +105,8 @@ class TextualInversionConfig(EmbeddingOptions, CommonTrainingConfig):
         if self.caption_templates != "own_captions":
             for name in ("shuffle_caption_delimiter",):
                 if getattr(self, name) is not None:
-                    raise ValueError(
+                    raise ConfigError(
+                        name,
                         f"{name} only applies to the dataset's own captions; set "
                         "caption_templates: own_captions or remove it."
                     )

@@ -4,6 +4,7 @@
 import { api, listAll } from './api.js';
 import { $, $$, emptyState, h } from './dom.js';
 import { confirmDialog, toast } from './ui.js';
+import { wireBulk } from './captions_bulk.js';
 
 const SAVE_DELAY_MS = 700;
 const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
@@ -97,6 +98,7 @@ export class CaptionEditor {
       entry.state.textContent = 'Saved ✓';
       entry.card.classList.toggle('uncaptioned', !saved.caption);
       entry.card.dataset.saved = '1';
+      if (this.onCaptionSaved) this.onCaptionSaved();
       this.counts();
       this.onChange();
     } catch (err) {
@@ -190,7 +192,7 @@ export class CaptionEditor {
     $('[data-caption-search]', this.root).addEventListener('input', (e) => {
       clearTimeout(t); t = setTimeout(() => { this.query = e.target.value.trim(); this.render(); }, 150);
     });
-    this.wireBulk();
+    wireBulk(this);
   }
 
   async deleteItem(entry) {
@@ -224,50 +226,6 @@ export class CaptionEditor {
     const all = $('[data-select-all]', this.root);
     const shown = this.visible();
     all.checked = shown.length > 0 && shown.every((i) => this.selected.has(i.id));
-  }
-
-  wireBulk() {
-    const form = $('[data-bulk-form]', this.root);
-    if (!form) return;
-    const op = $('[data-bulk-op]', form);
-    const sync = () => {
-      $('[data-bulk-field="text"]', form).hidden = !['prepend', 'append'].includes(op.value);
-      $('[data-bulk-field="find"]', form).hidden = op.value !== 'replace';
-      $('[data-bulk-field="replace"]', form).hidden = op.value !== 'replace';
-    };
-    op.addEventListener('change', sync);
-    sync();
-    $('[data-select-all]', form).addEventListener('change', (e) => {
-      for (const it of this.visible()) { if (e.target.checked) this.selected.add(it.id); else this.selected.delete(it.id); }
-      this.render();
-    });
-    form.addEventListener('submit', async (e) => {
-      e.preventDefault();
-      const data = Object.fromEntries(new FormData(form));
-      const body = { op: data.op };
-      if (['prepend', 'append'].includes(data.op)) {
-        if (!data.text) { toast('Type the text to add first.', 'error'); $('[data-bulk-field="text"]', form).focus(); return; }
-        body.text = data.text;
-      }
-      if (data.op === 'replace') {
-        if (!data.find) { toast('Type what to find first.', 'error'); $('[data-bulk-field="find"]', form).focus(); return; }
-        body.find = data.find; body.replace = data.replace || '';
-      }
-      const ids = this.targetIds();
-      if (ids) body.item_ids = ids;
-      const n = ids ? ids.length : this.items.length;
-      if (data.op === 'clear' && !await confirmDialog({ title: `Clear ${n} captions?`, body: 'The captions are removed; the images stay.', confirmText: 'Clear captions', danger: true })) return;
-      const button = $('[data-bulk-apply]', form);
-      button.disabled = true;
-      try {
-        const res = await api(`/v1/datasets/${this.datasetId}/captions/bulk`, { method: 'POST', json: body });
-        toast(`Updated ${res.updated} caption${res.updated === 1 ? '' : 's'}`, 'success');
-        this.selected.clear();
-        await this.load();
-        this.onChange();
-      } catch (err) {
-        toast(err.message, 'error');
-      } finally { button.disabled = false; this.updateBulkLabel(); }
-    });
+    if (this.onTargets) this.onTargets();
   }
 }

@@ -1,12 +1,39 @@
 // One job as a list row: name, type, status, live progress bar.
 import { fmtAgo, fmtDuration, h, progressBar, statusBadge, typeBadge } from './dom.js';
 
+const PHASE_LABEL = {
+  loading_model: 'Loading the base model',
+  caching_latents: 'Caching latents',
+  rendering_step0: 'Rendering step-0 images',
+  training: 'Training',
+  saving: 'Saving a checkpoint',
+  validating: 'Rendering validation images',
+};
+
+// What a running job is doing now, with its n/N count: "Caching latents 3/12".
+export function phaseText(p) {
+  if (!p || !p.phase) return '';
+  const label = PHASE_LABEL[p.phase] || p.phase;
+  return p.phase_total ? `${label} ${p.phase_done ?? 0}/${p.phase_total}` : label;
+}
+
+// Time left: the server's smoothed estimate; "estimating…" until training steps are measured.
+export function etaText(job) {
+  const p = job.progress || {};
+  if (job.status === 'cancelling') return 'stopping…';
+  if (job.status !== 'running') return '—';
+  return p.eta_seconds === null || p.eta_seconds === undefined ? 'estimating…' : fmtDuration(p.eta_seconds);
+}
+
 export function progressText(job) {
   const p = job.progress || {};
   if (job.status === 'queued') return job.queue_position ? `Queued · position ${job.queue_position}` : 'Queued';
   if (job.status === 'failed') return job.error ? `Failed: ${job.error}` : 'Failed';
-  const parts = [`Step ${p.step ?? 0} of ${p.total_steps ?? '?'}`];
-  if (job.status === 'running' && p.eta_seconds) parts.push(`${fmtDuration(p.eta_seconds)} left`);
+  const parts = [];
+  if (job.status === 'running' && p.phase && p.phase !== 'training') parts.push(phaseText(p));
+  parts.push(`Step ${p.step ?? 0} of ${p.total_steps ?? '?'}`);
+  if (job.status === 'running') parts.push(p.eta_seconds ? `${fmtDuration(p.eta_seconds)} left` : 'estimating time left');
+  if (job.status === 'cancelling') parts.push('stopping…');
   return parts.join(' · ');
 }
 

@@ -24,14 +24,14 @@ export function openDialog(dialog) {
 }
 
 // A yes/no confirmation; Enter confirms, Escape cancels. Resolves true/false.
-export function confirmDialog({ title, body, confirmText = 'Confirm', danger = false }) {
+export function confirmDialog({ title, body, confirmText = 'Confirm', cancelText = 'Cancel', danger = false }) {
   return new Promise((resolve) => {
     const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': 'confirm-title' },
       h('form', { method: 'dialog', class: 'dialog-body stack' },
         h('h2', { class: 'dialog-title', id: 'confirm-title' }, title),
         typeof body === 'string' ? h('p', {}, body) : body,
         h('div', { class: 'dialog-actions' },
-          h('button', { class: 'btn btn-ghost', type: 'submit', value: 'cancel' }, 'Cancel'),
+          h('button', { class: 'btn btn-ghost', type: 'submit', value: 'cancel' }, cancelText),
           h('button', { class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, type: 'submit', value: 'ok', autofocus: true, 'data-confirm': '' }, confirmText))));
     document.body.append(dialog);
     dialog.addEventListener('close', () => { resolve(dialog.returnValue === 'ok'); dialog.remove(); });

@@ -67,19 +67,24 @@ function xhrSend(method, url, body, headers, onProgress) {
       let data = null;
       try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { data = null; }
       if (xhr.status >= 200 && xhr.status < 300) resolve(data);
-      else reject(new Error((data && (data.detail || data.title)) || `storage answered ${xhr.status}`));
+      else reject(Object.assign(new Error((data && (data.detail || data.title)) || `storage answered ${xhr.status}`), { status: xhr.status }));
     };
-    xhr.onerror = () => reject(new Error('network error while uploading'));
+    xhr.onerror = () => reject(Object.assign(new Error('network error while uploading'), { status: 0 }));
     xhr.send(body);
   });
 }
 
+// Storage refusing the file itself (not an image, too big) is final; anything else that kept
+// it from landing (network, an expired or refused signature, a storage fault) is retryable:
+// a retry asks for fresh presigned URLs.
+const REFUSED_BY_STORAGE = new Set([400, 413, 415]);
 function sendToStorage(u, file, onProgress) {
-  if (u.method === 'PUT') return xhrSend('PUT', u.url, file, u.headers, onProgress);
+  const transferFailed = (err) => { throw Object.assign(err, { transfer: !REFUSED_BY_STORAGE.has(err.status) }); };
+  if (u.method === 'PUT') return xhrSend('PUT', u.url, file, u.headers, onProgress).catch(transferFailed);
   const form = new FormData();
   for (const [k, v] of Object.entries(u.fields || {})) form.append(k, v);
   form.append('file', file);
-  return xhrSend('POST', u.url, form, {}, onProgress);
+  return xhrSend('POST', u.url, form, {}, onProgress).catch(transferFailed);
 }
 
 async function pool(tasks, n) {
@@ -100,6 +105,17 @@ export class Uploader {
     this.bar = $('[data-overall-bar]', root);
     this.text = $('[data-overall-text]', root);
     this.busy = false;
+    // Transfers that failed (network, storage) can be sent again; refusals cannot.
+    this.failed = [];
+    this.captionFiles = [];
+    this.retryButton = h('button', { class: 'btn btn-secondary btn-sm', type: 'button', 'data-retry-failed': '', hidden: true,
+      onclick: () => this.retryFailed() }, 'Retry failed');
+    this.text.after(this.retryButton);
+  }
+
+  retryFailed() {
+    const again = [...this.failed.map(({ file, path }) => ({ file, path })), ...this.captionFiles];
+    if (this.failed.length) this.start(async () => again);
   }
 
   reject(path, reason) {
@@ -126,6 +142,9 @@ export class Uploader {
     this.rejectBox.hidden = true;
     this.text.textContent = 'Reading files…';
     this.rejectedCount = 0;
+    this.failed = [];
+    this.retryButton.hidden = true;
+    this.bar.classList.remove('progress-failed');
     try {
       const files = await collect();
       await this.run(files);
@@ -142,7 +161,7 @@ export class Uploader {
     for (const f of files) {
       const e = ext(f.path);
       if (IGNORED.test(f.path)) { skipped += 1; continue; }
-      if (e === 'txt') { captions.set(stem(f.path), f.file); continue; }
+      if (e === 'txt') { captions.set(stem(f.path), f.file); this.captionFiles.push(f); continue; }
       if (e === 'zip') { zips.push(f); continue; }
       if (!IMAGE_TYPES[e] && !Object.values(IMAGE_TYPES).includes(f.file.type)) {
         this.reject(f.path, 'not a PNG, JPEG or WebP image, a .zip or a .txt caption'); continue;
@@ -153,21 +172,31 @@ export class Uploader {
     }
     const all = [...images, ...zips];
     for (const f of all) f.ui = this.row(f.path, f.file.size);
-    const total = all.reduce((n, f) => n + f.file.size, 0) || 1;
+    // The bar counts bytes on their way or stored; a failed transfer falls back to zero and a
+    // refused file leaves the total, so the bar fills only as far as the upload really got.
+    let total = all.reduce((n, f) => n + f.file.size, 0);
     const sent = new Map();
     const uploader = this;
-    const stats = { added: 0, get rejected() { return uploader.rejectedCount; } };
+    const stats = { added: 0, get rejected() { return uploader.rejectedCount; }, get failed() { return uploader.failed.length; } };
     const redraw = () => {
       const done = Array.from(sent.values()).reduce((a, b) => a + b, 0);
-      setProgress(this.bar, (100 * done) / total);
-      this.text.textContent = `${fmtBytes(done)} of ${fmtBytes(total)} · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added` : ''}`;
+      setProgress(this.bar, total > 0 ? (100 * done) / total : 0);
+      this.text.textContent = `${fmtBytes(done)} of ${fmtBytes(total)} · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added` : ''}${stats.failed ? ` · ${stats.failed} failed` : ''}`;
     };
     const progress = (f) => (loaded, size) => {
       sent.set(f.path, Math.min(loaded, size, f.file.size));
       setProgress(f.ui.bar, (100 * loaded) / Math.max(1, size));
       redraw();
     };
-    const rejectRow = (f, reason) => { f.ui.set('rejected', reason); sent.set(f.path, f.file.size); this.reject(f.path, reason); };
+    const refuse = (f, reason) => { f.ui.set('rejected', reason); sent.delete(f.path); total -= f.file.size; this.reject(f.path, reason); };
+    const fail = (f, reason) => {
+      f.ui.set('failed', `Failed: ${reason}`); setProgress(f.ui.bar, 0); sent.delete(f.path);
+      if (!this.failed.includes(f)) this.failed.push(f);
+    };
+    // A thrown error with a status came from the API (an answer); anything else is a transfer
+    // that did not arrive and is worth retrying.
+    const retryable = (err) => err && (err.transfer ?? (!(err.status > 0) || err.status >= 500));
+    const rejectRow = (f, reason, err) => (retryable(err) ? fail(f, reason) : refuse(f, reason));
     const created = [];
     redraw();
     for (let i = 0; i < images.length; i += BATCH) {
@@ -175,9 +204,17 @@ export class Uploader {
     }
     for (const z of zips) created.push(...await this.zip(z, progress, rejectRow, stats, redraw));
     const captioned = captions.size && created.length ? await this.applyCaptions(created, captions) : 0;
-    setProgress(this.bar, 100);
-    this.text.textContent = `Done · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added (see below)` : ''}${captioned ? ` · ${captioned} captions from .txt files` : ''}${skipped ? ` · ${skipped} system files skipped` : ''}`;
-    if (this.onDone) this.onDone({ added: stats.added, rejected: stats.rejected });
+    const tail = `${captioned ? ` · ${captioned} captions from .txt files` : ''}${skipped ? ` · ${skipped} system files skipped` : ''}`;
+    if (this.failed.length) {
+      redraw();
+      this.bar.classList.add('progress-failed');
+      this.text.textContent = `${this.failed.length} of ${all.length} upload${all.length === 1 ? '' : 's'} failed · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added (see below)` : ''}${tail}`;
+      this.retryButton.hidden = false;
+    } else {
+      setProgress(this.bar, 100);
+      this.text.textContent = `Done · ${stats.added} added${stats.rejected ? ` · ${stats.rejected} not added (see below)` : ''}${tail}`;
+    }
+    if (this.onDone) this.onDone({ added: stats.added, rejected: stats.rejected, failed: this.failed.length });
   }
 
   async batch(group, progress, rejectRow, stats, redraw) {
@@ -186,7 +223,7 @@ export class Uploader {
       presigned = await api(`/v1/datasets/${this.datasetId}/uploads`, { method: 'POST',
         json: { files: group.map((f) => ({ filename: f.path, content_type: f.type, size: f.file.size })) } });
     } catch (err) {
-      group.forEach((f) => rejectRow(f, err.message));
+      group.forEach((f) => rejectRow(f, err.message, err));
       redraw();
       return [];
     }
@@ -209,7 +246,7 @@ export class Uploader {
         f.ui.set('verifying', 'Verifying');
         done.push({ f, u });
       } catch (err) {
-        rejectRow(f, err.message);
+        rejectRow(f, err.message, err);
       }
       redraw();
     }), PARALLEL);
@@ -219,7 +256,8 @@ export class Uploader {
       result = await api(`/v1/datasets/${this.datasetId}/uploads/complete`, { method: 'POST',
         json: { upload_ids: done.map((d) => d.u.upload_id) } });
     } catch (err) {
-      done.forEach(({ f }) => rejectRow(f, err.message));
+      done.forEach(({ f }) => rejectRow(f, err.message, err));
+      redraw();
       return [];
     }
     return this.settle(done, result, rejectRow, stats, redraw);
@@ -257,7 +295,8 @@ export class Uploader {
       redraw();
       return result.created;
     } catch (err) {
-      rejectRow(z, err.message);
+      rejectRow(z, err.message, err);
+      redraw();
       return [];
     }
   }

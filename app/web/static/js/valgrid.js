@@ -1,5 +1,6 @@
 // The validation grid: rows are steps (step 0, the untrained baseline, first), columns are
-// prompt × image. Tick steps to keep; click an image to enlarge it and compare across steps.
+// prompt × image. Tick steps to keep; click an image to enlarge it and compare across steps,
+// one at a time or two chosen steps side by side.
 import { $, $$, fmtBytes, h } from './dom.js';
 import { openDialog } from './ui.js';
 
@@ -13,7 +14,9 @@ export class ValidationGrid {
     this.columns = [];
     this.selected = new Set();
     this.current = null;
+    this.compareStep = null;  // the right-hand step while comparing side by side
     this.wireLightbox();
+    this.wireCompare();
   }
 
   render(checkpoints, { allowSelect }) {
@@ -90,6 +93,7 @@ export class ValidationGrid {
     big.src = img.url;
     big.alt = `Step ${step}: ${img.prompt}`;
     $('[data-lb-caption]', this.lightbox).textContent = `“${img.prompt}” · seed ${img.seed}`;
+    this.paintPair();
     const strip = $('[data-lb-strip]', this.lightbox);
     strip.replaceChildren(...this.rows.map((row) => {
       const v = row.validation_images.find((x) => x.prompt_index === p && x.index === i);
@@ -109,8 +113,58 @@ export class ValidationGrid {
     this.open(row.step, col.p, col.i);
   }
 
+  // --- two steps side by side ---------------------------------------------------------------
+
+  wireCompare() {
+    this.compareBtn = h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-lb-compare': '', 'aria-pressed': 'false',
+      onclick: () => this.toggleCompare() }, 'Side by side');
+    const close = $('.lb-head [data-close]', this.lightbox);
+    const tools = h('div', { class: 'lb-tools' }, this.compareBtn);
+    close.before(tools);
+    tools.append(close);
+    this.pair = h('div', { class: 'lb-pair', 'data-lb-pair': '', hidden: true });
+    $('.lb-figure', this.lightbox).after(this.pair);
+    this.lightbox.addEventListener('close', () => { this.compareStep = null; });
+  }
+
+  toggleCompare() {
+    if (this.compareStep === null) {
+      const others = this.rows.filter((r) => r.step !== this.current.step && this.image(r.step, this.current.p, this.current.i));
+      this.compareStep = others.length ? others[others.length - 1].step : this.current.step;
+    } else this.compareStep = null;
+    this.paint();
+  }
+
+  paintPair() {
+    const comparing = this.compareStep !== null;
+    this.compareBtn.setAttribute('aria-pressed', String(comparing));
+    this.compareBtn.textContent = comparing ? 'One at a time' : 'Side by side';
+    $('.lb-figure', this.lightbox).hidden = comparing;
+    this.pair.hidden = !comparing;
+    if (!comparing) { this.pair.replaceChildren(); return; }
+    const { step, p, i } = this.current;
+    $('[data-lb-title]', this.lightbox).textContent = `Step ${step} and step ${this.compareStep} · prompt ${p + 1}, image ${i + 1}`;
+    this.pair.replaceChildren(
+      this.side('left', 'Left step', step, (s) => this.open(s, p, i)),
+      this.side('right', 'Right step', this.compareStep, (s) => { this.compareStep = s; this.paint(); }));
+  }
+
+  side(key, label, step, pick) {
+    const { p, i } = this.current;
+    const img = this.image(step, p, i);
+    const id = `lb-side-${key}`;
+    const select = h('select', { class: 'select input-sm', id },
+      this.rows.filter((r) => this.image(r.step, p, i)).map((r) => h('option', { value: r.step, selected: r.step === step },
+        r.step === 0 ? 'Step 0 · before training' : `Step ${r.step}`)));
+    select.addEventListener('change', () => pick(Number(select.value)));
+    return h('figure', { class: 'lb-side', 'data-lb-side': key, 'data-step': step },
+      h('label', { class: 'field-label small', for: id }, label), select,
+      img ? h('img', { src: img.url, alt: `Step ${step}: ${img.prompt}` }) : h('p', { class: 'muted small' }, 'No image at this step'));
+  }
+
   wireLightbox() {
     this.lightbox.addEventListener('keydown', (e) => {
+      if (e.target.closest('select')) return;  // arrows there pick a step
       const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
       if (moves[e.key]) { e.preventDefault(); this.move(...moves[e.key]); }
     });

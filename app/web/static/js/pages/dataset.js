@@ -1,16 +1,18 @@
 import { api } from '../api.js';
 import { $, fmtAgo, fmtBytes, h } from '../dom.js';
 import { CaptionEditor } from '../captions.js';
-import { confirmDialog, toast } from '../ui.js';
+import { clearErrors, confirmDialog, openDialog, showErrors, toast } from '../ui.js';
 import { Uploader, wireDropzone } from '../upload.js';
 
 const root = $('[data-dataset-page]');
 const id = root.dataset.datasetId;
 const canWrite = root.dataset.canWrite === 'true';
+let current = null;
 
 async function header() {
   try {
     const d = await api(`/v1/datasets/${id}`);
+    current = d;
     document.title = `${d.name} · Atelier`;
     $('[data-ds-name]').textContent = d.name;
     $('[data-ds-desc]').textContent = d.description || '';
@@ -52,6 +54,30 @@ if (canWrite) {
       await api(`/v1/datasets/${id}`, { method: 'DELETE' });
       location.assign('/datasets');
     } catch (err) { toast(err.message, 'error'); }
+  });
+}
+
+// Rename and describe: the dialog starts from what the server holds now.
+const dsDialog = $('[data-ds-dialog]');
+if (dsDialog) {
+  const form = $('[data-ds-form]', dsDialog);
+  $('[data-ds-edit]').addEventListener('click', () => {
+    clearErrors(form);
+    form.elements.name.value = current ? current.name : '';
+    form.elements.description.value = current ? current.description || '' : '';
+    openDialog(dsDialog);
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    const body = { name: form.elements.name.value.trim(), description: form.elements.description.value.trim() };
+    if (!body.name) { showErrors(form, { message: '', errors: [{ loc: ['body', 'name'], msg: 'A dataset needs a name.' }] }); form.elements.name.focus(); return; }
+    try {
+      await api(`/v1/datasets/${id}`, { method: 'PATCH', json: body });
+      dsDialog.close();
+      toast('Dataset details saved', 'success');
+      await header();
+    } catch (err) { (showErrors(form, err) || form.elements.name).focus(); }
   });
 }
 

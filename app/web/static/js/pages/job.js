@@ -1,7 +1,8 @@
 import { api, idempotencyKey } from '../api.js';
 import { renderLossChart } from '../chart.js';
-import { $, ACTIVE, fmtBytes, fmtDate, fmtDuration, fmtNumber, h, setProgress, statusBadge, TYPE_LABEL } from '../dom.js';
-import { confirmDialog, openDialog, toast } from '../ui.js';
+import { $, $$, ACTIVE, fmtBytes, fmtDate, fmtDuration, fmtNumber, h, setProgress, statusBadge, TYPE_LABEL } from '../dom.js';
+import { clearErrors, confirmDialog, openDialog, showErrors, toast } from '../ui.js';
+import { etaText, phaseText } from '../jobs_view.js';
 import { ValidationGrid } from '../valgrid.js';
 
 const root = $('[data-job-page]');
@@ -43,10 +44,11 @@ function renderJob() {
   const kv = (k, v) => { $(`[data-kv="${k}"]`).textContent = v; };
   kv('percent', `${Math.round(p.percent)}%`);
   kv('step', `${p.step} / ${p.total_steps}`);
-  kv('eta', job.status === 'running' ? fmtDuration(p.eta_seconds) : job.status === 'queued' ? (job.queue_position ? `queued #${job.queue_position}` : 'queued') : '—');
+  kv('eta', job.status === 'queued' ? (job.queue_position ? `queued #${job.queue_position}` : 'queued') : etaText(job));
+  kv('phase', ACTIVE.has(job.status) && job.status !== 'queued' ? (phaseText(p) || 'Starting') : '—');
   kv('loss', p.loss === null || p.loss === undefined ? '—' : fmtNumber(p.loss));
   kv('speed', p.images_per_second ? `${p.images_per_second.toFixed(2)} img/s` : '—');
-  kv('gpu', fmtDuration(job.gpu_seconds));
+  kv('gpu', fmtDuration(Math.max(job.gpu_seconds || 0, p.gpu_seconds || 0)));
   $('[data-live-indicator]').textContent = ACTIVE.has(job.status) ? '● Live' : job.finished_at ? `Finished ${fmtDate(job.finished_at)}` : '';
   const err = $('[data-job-error]');
   err.hidden = !job.error;
@@ -121,8 +123,9 @@ function live() {
   source = new EventSource(`/v1/jobs/${id}/events`);
   source.addEventListener('progress', (e) => {
     const d = JSON.parse(e.data);
-    job.progress = { ...job.progress, step: d.step, total_steps: d.total_steps, loss: d.loss, eta_seconds: d.eta_seconds,
-      percent: d.total_steps ? Math.round((1000 * d.step) / d.total_steps) / 10 : 0 };
+    // Phase n/N and GPU time come with every progress event, so a live job looks live.
+    job.progress = { ...job.progress, ...d, percent: d.total_steps ? Math.round((1000 * d.step) / d.total_steps) / 10 : 0 };
+    if (d.gpu_seconds !== undefined) job.gpu_seconds = d.gpu_seconds;
     renderJob();
     loadMetrics();
   });
@@ -157,7 +160,7 @@ $('[data-logs-details]').addEventListener('toggle', () => loadLogs().catch(() =>
 
 if (canWrite) {
   $('[data-job-cancel]').addEventListener('click', async () => {
-    if (!await confirmDialog({ title: 'Cancel this job?', body: 'Training stops within seconds. Checkpoints already saved are kept and can still be finalized.', confirmText: 'Cancel job', danger: true })) return;
+    if (!await confirmDialog({ title: 'Cancel this job?', body: 'Training stops within seconds. Checkpoints already saved are kept and can still be finalized.', confirmText: 'Cancel job', cancelText: 'Keep training', danger: true })) return;
     try { job = await api(`/v1/jobs/${id}/cancel`, { method: 'POST' }); renderJob(); toast('Cancelling…'); } catch (err) { toast(err.message, 'error'); }
   });
   $('[data-job-retry]').addEventListener('click', async () => {
@@ -172,30 +175,63 @@ $('[data-finalize]').addEventListener('click', () => {
   const images = checkpoints.filter((c) => !selected.includes(c.step)).reduce((n, c) => n + c.validation_images.length, 0);
   $('[data-finalize-summary]', finDialog).replaceChildren(
     h('div', { class: 'fin-block keep' }, h('h3', { class: 'subhead' }, `Kept — ${kept.length} model${kept.length === 1 ? '' : 's'} in your library`),
-      h('ul', {}, kept.map((c) => h('li', { 'data-fin-keep': c.step }, `Step ${c.step}: “${job.name} · step ${c.step}” (${fmtBytes(c.bytes)}) with its validation images as previews`)))),
+      h('p', { class: 'small muted' }, 'Name each model: names are unique in your library, and downloads are named after them.'),
+      h('ul', { class: 'fin-names' }, kept.map((c) => h('li', { 'data-fin-keep': c.step },
+        h('div', { class: 'field', 'data-field': `name-${c.step}` },
+          h('label', { class: 'field-label', for: `fin-name-${c.step}` }, `Step ${c.step} (${fmtBytes(c.bytes)}, with its validation images as previews)`),
+          h('input', { class: 'input', id: `fin-name-${c.step}`, name: `name-${c.step}`, 'data-fin-name': c.step, maxlength: '200', value: `${job.name} · step ${c.step}`, 'aria-describedby': `fin-err-${c.step}` }),
+          h('p', { class: 'field-error', id: `fin-err-${c.step}`, 'data-error-for': `name-${c.step}` })))))),
     h('div', { class: 'fin-block drop' }, h('h3', { class: 'subhead' }, 'Deleted for good'),
       h('ul', {},
         dropped.length ? h('li', { 'data-fin-drop': '' }, `Checkpoints at step${dropped.length === 1 ? '' : 's'} ${dropped.map((c) => c.step).join(', ')} (${fmtBytes(dropped.reduce((n, c) => n + c.bytes, 0))})`) : h('li', {}, 'No other checkpoints'),
         h('li', {}, `${images} other validation image${images === 1 ? '' : 's'}, including the step-0 baseline`),
         h('li', {}, 'The saved training state (the job cannot be resumed)'))),
     h('p', { class: 'small muted' }, 'This frees storage on your account and cannot be undone.'));
+  clearErrors($('[data-finalize-form]', finDialog));
   openDialog(finDialog);
-  $('[data-finalize-confirm]', finDialog).focus();
+  $('[data-fin-name]', finDialog)?.focus();
 });
+
+// The typed names, by step; a blank or repeated name is caught here, before anything is deleted.
+function finalizeNames(form) {
+  const names = {};
+  const errors = [];
+  const seen = new Map();
+  for (const input of $$('[data-fin-name]', form)) {
+    const step = Number(input.dataset.finName);
+    const name = input.value.trim();
+    if (!name) errors.push({ loc: [`name-${step}`], msg: 'Give this model a name.' });
+    else if (seen.has(name)) errors.push({ loc: [`name-${step}`], msg: `Step ${seen.get(name)} already has this name; each model needs its own.` });
+    else seen.set(name, step);
+    names[step] = name;
+  }
+  return { names, errors };
+}
+
+// A 409 names the taken names: put the message beside each field that holds one.
+function placeNameErrors(form, err, names) {
+  const taken = new Set(err.body?.taken_names || []);
+  const errors = Object.entries(names).filter(([, n]) => taken.has(n))
+    .map(([step]) => ({ loc: [`name-${step}`], msg: 'A model with this name is already in your library. Choose another name.' }));
+  return errors.length ? { message: '', errors } : err;
+}
 $('[data-finalize-form]', finDialog).addEventListener('submit', async (e) => {
   e.preventDefault();
+  const form = e.currentTarget;
+  clearErrors(form);
+  const { names, errors } = finalizeNames(form);
+  if (errors.length) { showErrors(form, { message: '', errors }, (loc) => loc[0])?.focus(); return; }
   const button = $('[data-finalize-confirm]', finDialog);
   button.disabled = true;
   button.textContent = 'Finalizing…';
   try {
-    const res = await api(`/v1/jobs/${id}/finalize`, { method: 'POST', json: { steps: selected }, headers: { 'Idempotency-Key': idempotencyKey() } });
+    const res = await api(`/v1/jobs/${id}/finalize`, { method: 'POST', json: { steps: selected, names }, headers: { 'Idempotency-Key': idempotencyKey() } });
     finDialog.close();
     toast(`${res.models.length} model${res.models.length === 1 ? '' : 's'} added to your library`, 'success');
     selected = [];
     await refreshAll();
   } catch (err) {
-    const box = $('[data-form-error]', finDialog);
-    box.hidden = false; box.textContent = err.message;
+    showErrors(form, placeNameErrors(form, err, names), (loc) => (String(loc[0]).startsWith('name-') ? loc[0] : null))?.focus();
   } finally {
     button.disabled = false;
     button.textContent = 'Finalize and delete the rest';

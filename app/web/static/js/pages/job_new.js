@@ -46,6 +46,62 @@ function describeTemplate() {
   form.elements['advanced.resolution'].placeholder = d.resolution !== undefined ? `Default ${d.resolution}` : 'Default';
   if (form.elements['advanced.rank']) form.elements['advanced.rank'].placeholder = d.rank !== undefined ? `Default ${d.rank}` : 'Default';
   if (d.caption_prefix && !form.elements.caption_prefix.value) form.elements.caption_prefix.placeholder = `Template: ${d.caption_prefix}`;
+  $('#h-max_train_steps').textContent = stepsHint(t);
+  describeDefaults();
+}
+
+// Mirrors worker/training/templates.py: what the server uses when a field is left empty.
+function tokenFromName() {
+  const slug = form.elements.name.value.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim().split(/\s+/).join('-');
+  return `<${slug.slice(0, 30).replace(/^-+|-+$/g, '') || 'concept'}>`;
+}
+
+function defaultPrompts() {
+  const t = templates.find((x) => x.key === form.elements.template.value);
+  const m = method();
+  if (m === 'textual_inversion' || m === 'pivotal') {
+    const token = form.elements.placeholder_token.value.trim() || tokenFromName();
+    return (t && t.defaults.caption_templates === 'style')
+      ? [`a painting in the style of ${token}`, `a landscape in the style of ${token}`]
+      : [`a photo of ${token}`, `a close-up photo of ${token}`];
+  }
+  const prefix = form.elements.caption_prefix.value.trim() || (t && t.defaults.caption_prefix) || '';
+  return prefix ? [prefix, `${prefix}, in a different setting`] : ['a photo', 'a painting'];
+}
+
+function describeDefaults() {
+  const prompts = defaultPrompts();
+  form.elements.validation_prompts.placeholder = `Left empty, we use:\n${prompts.join('\n')}`;
+  const base = baseModels.find((b) => b.key === form.elements.base_model.value);
+  if (base && base.resolution) {
+    // Template sizes are written for 512 (SD 1.5) / 1024 (SDXL) and scale to the base model's.
+    const t = templates.find((x) => x.key === form.elements.template.value);
+    const native = { sd15: 512, sdxl: 1024 }[base.architecture] || base.resolution;
+    const res = t && t.defaults.resolution ? Math.max(16, Math.floor((t.defaults.resolution * base.resolution) / native / 8) * 8) : base.resolution;
+    const el = form.elements['advanced.resolution'];
+    el.placeholder = `Default ${res} (base model: ${base.resolution})`;
+    el.max = String(base.resolution * 2);
+  }
+}
+
+// The hint follows the chosen template: it never recommends more steps than the template trains.
+function stepsHint(t) {
+  const steps = t && t.defaults.max_train_steps;
+  if (!steps) return 'How long it trains. Left empty, the method default is used.';
+  if (steps < 500) return `This template trains ${steps} steps: a quick look, not a finished model. For a keeper, use a full template.`;
+  return `This template trains ${steps} steps. Fewer learns less; many more can overfit — compare the checkpoints and keep the best.`;
+}
+
+// An initial phrase longer than 8 characters is refused, never cut; say so while typing.
+function checkInitialPhrase() {
+  const input = form.elements.initial_phrase;
+  const slot = $('[data-error-for="initial_phrase"]', form);
+  const n = [...input.value.trim()].length;
+  const tooLong = n > 8;
+  slot.textContent = tooLong ? `At most 8 characters (this has ${n}); use one short word close to what you train, e.g. “cat”.` : '';
+  input.toggleAttribute('aria-invalid', tooLong);
+  input.closest('.field')?.classList.toggle('has-error', tooLong);
+  return !tooLong;
 }
 
 function describeDataset() {
@@ -138,6 +194,10 @@ form.addEventListener('change', (e) => {
   if (e.target.name === 'template') describeTemplate();
   if (e.target.name === 'dataset_id') describeDataset();
 });
+form.addEventListener('input', (e) => {
+  if (['name', 'caption_prefix', 'placeholder_token'].includes(e.target.name)) describeDefaults();
+  if (e.target.name === 'initial_phrase') checkInitialPhrase();
+});
 
 form.addEventListener('submit', async (e) => {
   e.preventDefault();
@@ -145,6 +205,8 @@ form.addEventListener('submit', async (e) => {
   const local = [];
   if (!form.elements.dataset_id.value) local.push({ loc: ['body', 'dataset_id'], msg: 'Choose a dataset.' });
   if (!form.elements.name.value.trim()) local.push({ loc: ['body', 'name'], msg: 'Name the model you are training.' });
+  const phrase = form.elements.initial_phrase;
+  if (!phrase.closest('[hidden]') && [...phrase.value.trim()].length > 8) local.push({ loc: ['body', 'initial_phrase'], msg: 'At most 8 characters; use one short word close to what you train, e.g. “cat”.' });
   if (local.length) { report({ message: '', errors: local }); return; }
   let payload;
   try { payload = body(); } catch (err) { report(err); return; }

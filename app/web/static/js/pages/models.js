@@ -30,10 +30,10 @@ let renaming = null;
 
 function downloads(m) {
   if (m.files.length <= 1) {
-    return h('a', { class: 'btn btn-secondary btn-sm', href: `/v1/models/${m.id}/download`, download: '', 'data-download': '' }, 'Download');
+    return h('a', { class: 'btn btn-secondary btn-sm', href: `/v1/models/${m.id}/download`, download: m.files[0]?.download_name || '', 'data-download': '', title: m.files[0]?.download_name }, 'Download');
   }
   return h('details', { class: 'menu' }, h('summary', { class: 'btn btn-secondary btn-sm' }, `Download (${m.files.length} files)`),
-    h('div', { class: 'menu-list' }, m.files.map((f) => h('a', { href: `/v1/models/${m.id}/download?file=${encodeURIComponent(f.name)}`, download: '' }, `${f.name} · ${fmtBytes(f.bytes)}`))));
+    h('div', { class: 'menu-list' }, m.files.map((f) => h('a', { href: `/v1/models/${m.id}/download?file=${encodeURIComponent(f.name)}`, download: f.download_name || '' }, `${f.download_name || f.name} · ${fmtBytes(f.bytes)}`))));
 }
 
 function card(m) {
@@ -97,7 +97,11 @@ if (renameDialog) {
       renameDialog.close();
       toast('Model renamed', 'success');
       load();
-    } catch (err) { (showErrors(form, err) || form.elements.name).focus(); }
+    } catch (err) {
+      // A 409 (the name is taken) has no field list: its message belongs beside the name.
+      const placed = err.errors.length ? err : { message: '', errors: [{ loc: ['name'], msg: err.message }] };
+      (showErrors(form, placed) || form.elements.name).focus();
+    }
   });
 }
 let t = null;

@@ -1,6 +1,8 @@
 import { api, listAll } from '../api.js';
 import { $, emptyState, fmtAgo, fmtBytes, fmtDate, fmtDuration, h } from '../dom.js';
 import { clearErrors, confirmDialog, copyText, openDialog, showErrors, toast } from '../ui.js';
+import { wireAudit } from '../settings_audit.js';
+import { wireWebhooks } from '../settings_webhooks.js';
 
 const root = $('[data-settings-page]');
 const scopes = new Set(root.dataset.scopes.split(' '));
@@ -165,3 +167,7 @@ usage();
 keys();
 members();
 invitations();
+const webhooksSection = $('[data-webhooks-section]');
+if (webhooksSection) wireWebhooks(webhooksSection);
+const auditSection = $('[data-audit-section]');
+if (auditSection) wireAudit(auditSection);
