@@ -6,14 +6,11 @@ diffusers calls (DoRA through Atelier's loader, SDXL embeddings in two calls).
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, Field
 
+from app.library.naming import EMBEDDING_FILE, LORA_FILE, download_name
 from app.models import Model
 
-LORA_FILE = "lora.safetensors"
-EMBEDDING_FILE = "embedding.safetensors"
 BUNDLE_FILE = "lora_with_embedding.safetensors"
 
 
@@ -32,10 +29,14 @@ class UsageOut(BaseModel):
     note: str | None = None
 
 
+def _stem(model: Model, stored: str) -> str:
+    """The name (without extension) a stored file downloads under: the model's name for a LoRA,
+    the trigger word for an embedding (A1111 and ComfyUI call embeddings by file name)."""
+    return download_name(model, stored).rsplit(".", 1)[0]
+
+
 def file_stem(model: Model) -> str:
-    """A file name every OS accepts (A1111 and ComfyUI name embeddings after the file)."""
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", model.name).strip("-").lower()
-    return stem or f"model-{model.id}"
+    return _stem(model, EMBEDDING_FILE if model.type == "textual_inversion" else LORA_FILE)
 
 
 def _has(model: Model, name: str) -> bool:
@@ -43,24 +44,26 @@ def _has(model: Model, name: str) -> bool:
 
 
 def _comfyui(model: Model, stem: str, trigger: str | None) -> ClientUsage:
+    emb = _stem(model, EMBEDDING_FILE)
     if model.type == "textual_inversion":
         return ClientUsage(client="comfyui", files=[EMBEDDING_FILE], steps=[
-            f"Save {EMBEDDING_FILE} as ComfyUI/models/embeddings/{stem}.safetensors.",
-            "Write the embedding in the prompt as shown."], snippet=f"embedding:{stem}")
+            f"Save {EMBEDDING_FILE} as ComfyUI/models/embeddings/{emb}.safetensors.",
+            "Write the embedding in the prompt as shown."], snippet=f"embedding:{emb}")
     steps = [f"Save {LORA_FILE} as ComfyUI/models/loras/{stem}.safetensors.",
              f"Add a 'Load LoRA' node, pick {stem}.safetensors, strength 1.0."]
     files = [LORA_FILE]
     if model.type == "pivotal":
         files.append(EMBEDDING_FILE)
-        steps.append(f"Save {EMBEDDING_FILE} as ComfyUI/models/embeddings/{stem}.safetensors "
+        steps.append(f"Save {EMBEDDING_FILE} as ComfyUI/models/embeddings/{emb}.safetensors "
                      "(ComfyUI does not read the embedding bundled in the one-file version).")
         return ClientUsage(client="comfyui", files=files, steps=steps,
-                           snippet=f"a photo of embedding:{stem}")
+                           snippet=f"a photo of embedding:{emb}")
     return ClientUsage(client="comfyui", files=files, steps=steps, snippet=trigger)
 
 
 def _a1111(model: Model, stem: str, trigger: str | None) -> ClientUsage:
     if model.type == "textual_inversion":
+        stem = _stem(model, EMBEDDING_FILE)
         return ClientUsage(client="a1111", files=[EMBEDDING_FILE], steps=[
             f"Save {EMBEDDING_FILE} as stable-diffusion-webui/embeddings/{stem}.safetensors.",
             "A1111 names embeddings after their file: type that name in the prompt."],

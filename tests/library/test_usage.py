@@ -52,9 +52,11 @@ def test_usage_of_pivotal_and_embedding_models(
     embedding = _finalize(api, storage, tenant, "textual_inversion")
     body = api.get(f"/v1/models/{embedding['id']}/usage", headers=tenant.auth).json()
     clients = {c["client"]: c for c in body["clients"]}
-    # A1111 and ComfyUI call embeddings by file name, not by the training token.
-    assert clients["a1111"]["snippet"] == "red-cat-v2-step-3"
-    assert clients["comfyui"]["snippet"] == "embedding:red-cat-v2-step-3"
+    # A1111 and ComfyUI call embeddings by file name: the download is named by the trigger word,
+    # so the word to type is the token itself.
+    assert clients["a1111"]["snippet"] == "sks"
+    assert clients["comfyui"]["snippet"] == "embedding:sks"
+    assert body["file_stem"] == "sks"
 
 
 def test_usage_of_another_orgs_model_is_a_404(

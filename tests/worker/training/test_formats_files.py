@@ -65,7 +65,8 @@ def test_metadata_is_complete_and_true(trained: tuple[str, str, TrainingRun, lis
         adapter = "textual-inversion" if path.name == "embedding.safetensors" else "lora"
         assert meta["modelspec.architecture"] == f"{family}/{adapter}"
         assert meta["modelspec.trigger_phrase"] == TRIGGERS[method]
-        assert meta["modelspec.resolution"] == "32x32"
+        size = run.config.resolution
+        assert meta["modelspec.resolution"] == f"{size}x{size}"
         assert meta["modelspec.title"] == OUTPUT_NAME
         assert meta["modelspec.implementation"]
         assert datetime.fromisoformat(meta["modelspec.date"]).year >= 2024
