@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from playwright.sync_api import Browser, Page
 
-from tests.e2e.conftest import Server, png_b64
+from tests.e2e.conftest import Server, png_b64, sign_in
 
 PASSWORD = "lab-pass-123"
 
@@ -124,3 +128,21 @@ CONTRAST_JS = """
 """
 SECONDARY_TEXT = (".muted, .field-help, .stat-label, .table th, .save-state, .user-role, "
                   ".crumbs a, .kv-row dt, .kv-list dt")
+
+
+@contextmanager
+def signed_in_page(browser: Browser, lab: Lab, *, permissions: tuple[str, ...] = (),
+                   **context: Any) -> Iterator[Page]:
+    """A fresh browser context signed in as the lab's owner; any uncaught page error fails."""
+    ctx = browser.new_context(**context)
+    if permissions:
+        ctx.grant_permissions(list(permissions), origin=lab.server.base)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        sign_in(page, lab.server.base, lab.email, PASSWORD)
+        yield page
+        assert not errors, errors
+    finally:
+        ctx.close()

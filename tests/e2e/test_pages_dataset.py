@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, sign_in, snap
-from tests.e2e.lab import PASSWORD, Lab, make_dataset, open_lab
+from tests.e2e.conftest import Server, snap
+from tests.e2e.lab import Lab, make_dataset, open_lab, signed_in_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -29,16 +29,8 @@ def lab(server: Server) -> Iterator[Lab]:
 
 @pytest.fixture
 def page(browser: Browser, lab: Lab) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        sign_in(page, lab.server.base, lab.email, PASSWORD)
+    with signed_in_page(browser, lab, viewport={"width": 1280, "height": 900}) as page:
         yield page
-        assert not errors, errors
-    finally:
-        ctx.close()
 
 
 def _captions(lab: Lab, dataset_id: str) -> dict[str, str | None]:

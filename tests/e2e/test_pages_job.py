@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, sign_in, snap
-from tests.e2e.lab import PASSWORD, Lab, make_dataset, open_lab, train_tiny
+from tests.e2e.conftest import Server, snap
+from tests.e2e.lab import Lab, make_dataset, open_lab, signed_in_page, train_tiny
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -28,16 +28,8 @@ def lab(server: Server) -> Iterator[tuple[Lab, str, str]]:
 
 @pytest.fixture
 def page(browser: Browser, lab: tuple[Lab, str, str]) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        sign_in(page, lab[0].server.base, lab[0].email, PASSWORD)
+    with signed_in_page(browser, lab[0], viewport={"width": 1366, "height": 900}) as page:
         yield page
-        assert not errors, errors
-    finally:
-        ctx.close()
 
 
 def test_two_chosen_steps_side_by_side(page: Page, lab: tuple[Lab, str, str],

@@ -11,8 +11,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, sign_in, snap
-from tests.e2e.lab import CONTRAST_JS, PASSWORD, SECONDARY_TEXT, Lab, make_dataset, open_lab
+from tests.e2e.conftest import Server, snap
+from tests.e2e.lab import (
+    CONTRAST_JS,
+    SECONDARY_TEXT,
+    Lab,
+    make_dataset,
+    open_lab,
+    signed_in_page,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -30,17 +37,9 @@ def lab(server: Server) -> Iterator[Lab]:
 
 @pytest.fixture
 def page(browser: Browser, lab: Lab) -> Iterator[Page]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.server.base)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        sign_in(page, lab.server.base, lab.email, PASSWORD)
+    with signed_in_page(browser, lab, viewport={"width": 1280, "height": 900},
+                        permissions=("clipboard-read", "clipboard-write")) as page:
         yield page
-        assert not errors, errors
-    finally:
-        ctx.close()
 
 
 def _cancelled_job_delivery(lab: Lab, webhook_id: str) -> None:

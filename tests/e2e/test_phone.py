@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import Server, sign_in
+from tests.e2e.conftest import Server
 from tests.e2e.lab import (
     CONTRAST_JS,
     OVERFLOW_JS,
-    PASSWORD,
     SECONDARY_TEXT,
     Lab,
     make_dataset,
     open_lab,
+    signed_in_page,
     train_tiny,
 )
 
@@ -45,16 +45,8 @@ def lab(server: Server) -> Iterator[tuple[Lab, str, str]]:
 
 @pytest.fixture
 def phone(browser: Browser, lab: tuple[Lab, str, str]) -> Iterator[Page]:
-    ctx = browser.new_context(**PHONE)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        sign_in(page, lab[0].server.base, lab[0].email, PASSWORD)
+    with signed_in_page(browser, lab[0], **PHONE) as page:
         yield page
-        assert not errors, errors
-    finally:
-        ctx.close()
 
 
 def _no_overflow(page: Page, root: str, inside: str | None = None) -> None:
