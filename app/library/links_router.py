@@ -12,10 +12,11 @@ from app.core import audit
 from app.core.deps import DB
 from app.core.errors import NotFound
 from app.core.pagination import Page, PageParams, paginate
-from app.core.tenancy import get_scoped, path_object, scoped
+from app.core.tenancy import get_scoped, scoped
 from app.identity.principal import Principal, require
 from app.library import links
 from app.library.naming import download_name
+from app.library.router import model_read, model_write
 from app.library.schemas import ModelLinkCreate, ModelLinkCreated, ModelLinkFile, ModelLinkOut
 from app.models import Model, ModelLink
 from app.storage.base import ObjectNotFound, Storage
@@ -24,8 +25,6 @@ from app.storage.router import SECURITY_HEADERS
 from app.storage.signing import content_disposition
 
 router = APIRouter(prefix="/v1", tags=["library"])
-_model_read = path_object(Model, "model_id", what="Model", scope="models:read")
-_model_write = path_object(Model, "model_id", what="Model", scope="models:write")
 _CHUNK = 1 << 20
 
 
@@ -39,7 +38,7 @@ def create_model_link(
     model_id: str,
     request: Request,
     body: ModelLinkCreate | None = None,
-    model: Model = Depends(_model_write),
+    model: Model = Depends(model_write),
     principal: Principal = Depends(require("models:write")),
     db: Session = DB,
 ) -> ModelLinkCreated:
@@ -59,7 +58,7 @@ def create_model_link(
 def list_model_links(
     model_id: str,
     page: PageParams = Depends(),
-    model: Model = Depends(_model_read),
+    model: Model = Depends(model_read),
     principal: Principal = Depends(require("models:read")),
     db: Session = DB,
 ) -> dict[str, Any]:
@@ -74,7 +73,7 @@ def revoke_model_link(
     model_id: str,
     link_id: str,
     request: Request,
-    model: Model = Depends(_model_write),
+    model: Model = Depends(model_write),
     principal: Principal = Depends(require("models:write")),
     db: Session = DB,
 ) -> Response:
