@@ -16,6 +16,7 @@ from app.identity.router import router as identity_router
 from app.integrations.ratelimit import install_rate_limits
 from app.integrations.router import router as integrations_router
 from app.jobs.router import router as jobs_router
+from app.library.links_router import router as links_router
 from app.library.router import router as library_router
 from app.storage.router import router as storage_router
 from app.web.router import install as install_web
@@ -33,7 +34,7 @@ def create_app() -> FastAPI:
     install_rate_limits(app)
     install_security_headers(app)
     for router in (health_router, identity_router, datasets_router, jobs_router, library_router,
-                   integrations_router, storage_router):
+                   links_router, integrations_router, storage_router):
         app.include_router(router)
     install_web(app)
     install_openapi(app)

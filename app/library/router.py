@@ -32,8 +32,8 @@ router = APIRouter(prefix="/v1", tags=["library"])
 
 # Path objects load before the body is validated, so another org's id is a 404 whatever is sent.
 _job = path_object(TrainingJob, "job_id", what="Job", scope="jobs:write")
-_model_read = path_object(Model, "model_id", what="Model", scope="models:read")
-_model_write = path_object(Model, "model_id", what="Model", scope="models:write")
+model_read = path_object(Model, "model_id", what="Model", scope="models:read")
+model_write = path_object(Model, "model_id", what="Model", scope="models:write")
 
 
 @router.post(
@@ -84,7 +84,7 @@ def list_models(
 
 @router.get("/models/{model_id}", response_model=ModelOut, operation_id="get_model")
 def get_model(
-    model_id: str, model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
+    model_id: str, model: Model = Depends(model_read), storage: Storage = Depends(get_storage)
 ) -> ModelOut:
     return service.render(model, storage)
 
@@ -97,7 +97,7 @@ def rename_model(
     model_id: str,
     body: ModelPatch,
     request: Request,
-    model: Model = Depends(_model_write),
+    model: Model = Depends(model_write),
     principal: Principal = Depends(require("models:write")),
     db: Session = DB,
     storage: Storage = Depends(get_storage),
@@ -113,7 +113,7 @@ def rename_model(
 def delete_model(
     model_id: str,
     request: Request,
-    model: Model = Depends(_model_write),
+    model: Model = Depends(model_write),
     principal: Principal = Depends(require("models:write")),
     db: Session = DB,
     storage: Storage = Depends(get_storage),
@@ -131,7 +131,7 @@ def delete_model(
 )
 def download_model(
     model_id: str,
-    model: Model = Depends(_model_read),
+    model: Model = Depends(model_read),
     file: str | None = Query(None, description="Which file, when the model has several "
                              "(e.g. a pivotal model's LoRA and embedding)."),
     storage: Storage = Depends(get_storage),
@@ -142,7 +142,7 @@ def download_model(
 
 @router.get("/models/{model_id}/usage", response_model=UsageOut, operation_id="model_usage")
 def model_usage(
-    model_id: str, model: Model = Depends(_model_read), storage: Storage = Depends(get_storage)
+    model_id: str, model: Model = Depends(model_read), storage: Storage = Depends(get_storage)
 ) -> UsageOut:
     """"Use this model": the trigger to type and the steps for ComfyUI, A1111, InvokeAI and
     diffusers (see docs/formats.md)."""

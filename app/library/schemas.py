@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 ModelType = Literal["lora", "dora", "textual_inversion", "pivotal"]
 Architecture = Literal["sd15", "sdxl"]
 MAX_NAME = 200
+LINK_DEFAULT_DAYS = 90
+LINK_MAX_DAYS = 365  # long-lived, yet a forgotten link still ends
 
 
 def _clean_name(value: str) -> str:
@@ -128,3 +130,37 @@ class ModelOut(BaseModel):
 
 class FinalizeOut(BaseModel):
     models: list[ModelOut]
+
+
+class ModelLinkCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("", max_length=MAX_NAME,
+                      description="What the link is for (e.g. 'studio InvokeAI').")
+    expires_in_days: int = Field(
+        LINK_DEFAULT_DAYS, ge=1, le=LINK_MAX_DAYS,
+        description=f"Days until the link stops working (1-{LINK_MAX_DAYS}).")
+
+
+class ModelLinkOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    model_id: str
+    name: str
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ModelLinkFile(BaseModel):
+    name: str = Field(description="The file's name in the model.")
+    download_name: str = Field(description="The name the file downloads under.")
+    url: str = Field(description="Public URL of this file (the token is the credential).")
+
+
+class ModelLinkCreated(ModelLinkOut):
+    files: list[ModelLinkFile] = Field(
+        description="One URL per file; shown only now (only the token's hash is stored).")

@@ -83,10 +83,14 @@ def _a1111(model: Model, stem: str, trigger: str | None) -> ClientUsage:
 def _invokeai(model: Model, urls: dict[str, str]) -> ClientUsage:
     names = [EMBEDDING_FILE] if model.type == "textual_inversion" else [LORA_FILE]
     if model.type == "pivotal":
+        # InvokeAI drops bundle_emb.* keys (docs/formats.md): the embedding is its own file.
         names.append(EMBEDDING_FILE)
     return ClientUsage(client="invokeai", files=names, steps=[
         "Model Manager > Add Model > URL or Local Path: paste each link below (valid for one "
-        "hour), or download the file and give its local path.",
+        "hour: enough to install now), or download the file and give its local path.",
+        "For a link that lasts (up to 365 days) and that you can revoke, for a remote or "
+        "scripted InvokeAI: 'Create install link' in this dialog, or "
+        f"POST /v1/models/{model.id}/links; it needs no API key.",
         "Embeddings are typed as <model name> in the prompt; LoRAs are added in the LoRA panel."],
         snippet="\n".join(urls[n] for n in names if n in urls))
 
@@ -128,6 +132,6 @@ def usage_for(model: Model, urls: dict[str, str]) -> UsageOut:
         model_id=model.id, trigger=trigger, file_stem=stem,
         clients=[_comfyui(model, stem, trigger), _a1111(model, stem, trigger),
                  _invokeai(model, urls), _diffusers(model, trigger)],
-        note="InvokeAI's install-from-URL needs a link that lives longer than an hour; a "
-             "long-lived, revocable link is not available yet.",
+        note="Install links (POST /v1/models/{id}/links) work without an API key until they "
+             "expire or are revoked; deleting the model revokes them all.",
     )

@@ -18,7 +18,7 @@ from app.models.integrations import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from app.models.library import Model
+from app.models.library import Model, ModelLink
 from app.models.training import (
     JOB_STATUSES,
     JOB_TYPES,
@@ -34,6 +34,6 @@ __all__ = [
     "Base", "Dataset", "DatasetItem", "PendingUpload", "ROLES", "ApiKey", "Membership",
     "Organization", "User", "UserSession", "Invitation", "PasswordReset",
     "AuditEvent", "IdempotencyRecord", "WebhookDelivery",
-    "WebhookEndpoint", "Model", "JOB_STATUSES", "JOB_TYPES", "BaseModel", "Checkpoint",
+    "WebhookEndpoint", "Model", "ModelLink", "JOB_STATUSES", "JOB_TYPES", "BaseModel", "Checkpoint",
     "JobLogLine", "JobMetric", "TrainingJob", "ValidationImage",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
@@ -32,3 +33,22 @@ class Model(IdMixin, Base):
     # [{"key", "prompt", "prompt_index", "index", "seed"}]
     preview_images: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     bytes: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelLink(IdMixin, Base):
+    """A long-lived, revocable download link to a model's files (InvokeAI installs from a URL
+    and cannot send an API key). Only the token's hash is stored; the link dies with its model.
+    """
+
+    __tablename__ = "model_links"
+
+    org_id: Mapped[str] = org_fk()
+    model_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("models.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(400), default="")
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]

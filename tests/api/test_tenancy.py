@@ -28,6 +28,7 @@ def _world(tenant: Tenant) -> dict[str, str]:
         Invitation,
         Membership,
         Model,
+        ModelLink,
         TrainingJob,
         WebhookEndpoint,
     )
@@ -54,6 +55,10 @@ def _world(tenant: Tenant) -> dict[str, str]:
                                 expires_at=datetime.now(UTC) + timedelta(days=1))
         db.add_all([ckpt, model, hook, invitation])
         db.flush()
+        link = ModelLink(org_id=org, model_id=model.id, token_hash=secrets.token_hex(32),
+                         expires_at=datetime.now(UTC) + timedelta(days=1))
+        db.add(link)
+        db.flush()
         member = db.scalar(select(Membership).where(Membership.org_id == org))
         key = db.get(ApiKey, tenant.api_key_id)
         assert member is not None and key is not None
@@ -61,13 +66,15 @@ def _world(tenant: Tenant) -> dict[str, str]:
             "dataset_id": ds.id, "item_id": item.id, "job_id": job.id, "model_id": model.id,
             "webhook_id": hook.id, "member_id": member.id, "key_id": key.id,
             "delivery_id": "0" * 28, "upload_id": "0" * 28, "invitation_id": invitation.id,
+            "link_id": link.id,
         }
 
 
 # The token in these paths is itself the credential (as for /storage links): whoever holds it
-# may use it, whatever org they sign in to; tests/security/test_accounts_*.py attack them.
+# may use it, whatever org they sign in to; tests/security/test_accounts_*.py and
+# tests/library/test_model_links.py attack them.
 TOKEN_ROUTES = {"/v1/invitations/{token}", "/v1/invitations/{token}/accept",
-                "/v1/auth/password-reset/{token}"}
+                "/v1/auth/password-reset/{token}", "/v1/model-links/{token}/{filename}"}
 
 
 def _object_routes(client: TestClient) -> list[tuple[str, str, list[str]]]:

@@ -192,7 +192,11 @@ ACTIONS: dict[tuple[str, str], tuple[str, Perform]] = {
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): (
         "webhook.redeliver", lambda c: c.call(
             "POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")),
+    ("POST", "/v1/models/{model_id}/links"): ("model_link.create", lambda c: c.call(
+        "POST", "/v1/models/{model_id}/links", json={"name": "audited"})),
     # Deletions last: they remove objects the routes above still use.
+    ("DELETE", "/v1/models/{model_id}/links/{link_id}"): ("model_link.revoke", lambda c: c.call(
+        "DELETE", "/v1/models/{model_id}/links/{link_id}")),
     ("DELETE", "/v1/models/{model_id}"): ("model.deleted", lambda c: c.call(
         "DELETE", "/v1/models/{model_id}")),
     ("DELETE", "/v1/webhooks/{webhook_id}"): ("webhook.delete", lambda c: c.call(

@@ -108,7 +108,8 @@ OPERATION_IDS = {
     "update_dataset", "update_item", "update_items", "update_member", "update_webhook",
     "upload_items", "create_invitation", "list_invitations", "revoke_invitation",
     "get_invitation", "accept_invitation", "request_password_reset", "complete_password_reset",
-    "change_password", "model_usage",
+    "change_password", "model_usage", "create_model_link", "list_model_links",
+    "revoke_model_link", "fetch_model_link_file",
 }
 
 

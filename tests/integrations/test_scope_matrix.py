@@ -80,6 +80,10 @@ SCOPES: dict[tuple[str, str], tuple[str, ...] | str] = {
     ("DELETE", "/v1/models/{model_id}"): (M_W,),
     ("GET", "/v1/models/{model_id}/download"): (M_R,),
     ("GET", "/v1/models/{model_id}/usage"): (M_R,),
+    ("POST", "/v1/models/{model_id}/links"): (M_W,),
+    ("GET", "/v1/models/{model_id}/links"): (M_R,),
+    ("DELETE", "/v1/models/{model_id}/links/{link_id}"): (M_W,),
+    ("GET", "/v1/model-links/{token}/{filename}"): PUBLIC,  # the link's token is the credential
     ("GET", "/v1/webhooks"): (ADMIN,),
     ("POST", "/v1/webhooks"): (ADMIN,),
     ("GET", "/v1/webhooks/{webhook_id}"): (ADMIN,),

@@ -106,10 +106,13 @@ def build_world(client: TestClient, tenant: Tenant) -> World:
     storage = get_storage()
     model_job = make_job(storage, tenant.org_id, steps=[2, 4])
     models = call("POST", f"/v1/jobs/{model_job.job_id}/finalize", json={"steps": [4]})
+    model_id = models["models"][0]["id"]
+    link = call("POST", f"/v1/models/{model_id}/links", json={"name": "world"})
     finalizable = make_job(storage, tenant.org_id, steps=[2])
     ids = {
         "dataset_id": dataset["id"], "item_id": items[0]["id"], "job_id": model_job.job_id,
-        "model_id": models["models"][0]["id"], "webhook_id": webhook["id"],
+        "model_id": model_id, "link_id": link["id"], "filename": link["files"][0]["name"],
+        "webhook_id": webhook["id"],
         "delivery_id": _delivery(tenant.org_id, webhook["id"]), "key_id": spare_key["id"],
         "member_id": member["id"], "invitation_id": invitation["id"],
         "token": invitation["url"].rsplit("/", 1)[-1],

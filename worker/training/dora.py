@@ -2,7 +2,7 @@
 
 peft's DoRA keeps one magnitude per output row; A1111 (`network.py`,
 `NetworkModule.apply_weight_decompose`) and InvokeAI (`DoRALayer.get_weight`) only implement
-the input-column norm, and ComfyUI (`weight_decompose`) picks it whenever `dora_scale` is not
+the input-column norm for `dora_scale`, and ComfyUI (`weight_decompose`) picks it whenever it is not
 shaped like the output. Training in this form makes the file mean the same everywhere:
 
     V  = W + scale * (up @ down)          (reshaped to W's shape; scale = alpha / rank)

@@ -45,11 +45,11 @@ def lora_to_kohya(
     """Kohya tensors of every adapter in `modules` ((kohya prefix, module) pairs), and the
     alpha the file records.
 
-    DoRA files fold alpha/rank into `lora_up` and record alpha = rank: A1111 and InvokeAI
-    multiply the *decomposed* difference by alpha/rank while ComfyUI scales the update inside
-    the norm; the two agree only at scale 1. They are stored in fp32 because `dora_scale`
-    is of the size of the weight itself, so half-precision rounding would move the whole
-    weight, not just the update.
+    DoRA files fold alpha/rank into `lora_up` and record alpha = rank: A1111's first DoRA
+    code multiplies the *decomposed* difference by alpha/rank while ComfyUI, current A1111 and
+    InvokeAI scale the update inside the norm; the two agree only at scale 1 (docs/formats.md).
+    They are stored in fp32 because `dora_scale` is of the size of the weight itself, so
+    half-precision rounding would move the whole weight, not just the update.
     """
     tensors: dict[str, torch.Tensor] = {}
     file_alpha = float(alpha)

@@ -17,7 +17,13 @@ import torch
 from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from safetensors.torch import load_file
 
-from tests.worker.training.client_formulas import CLIENTS, a1111_merge
+from tests.worker.training.client_formulas import (
+    CLIENTS,
+    a1111_first_dora_merge,
+    a1111_merge,
+    comfyui_merge,
+    invokeai_merge,
+)
 from worker.training.config import parse_config
 from worker.training.diffusers_loading import load_lora_into_pipeline
 from worker.training.dora import DoraLayer, column_norm, inject_dora
@@ -122,6 +128,22 @@ def test_output_wise_scales_would_not_mean_the_same(
     peft_weight = direction * (row_scale / direction.norm(dim=1, keepdim=True))
     merged = a1111_merge(base, up, down, float(down.shape[0]), row_scale)
     assert (merged - peft_weight).abs().max() > 1e-3 * base.abs().max(), name
+
+
+def test_first_a1111_dora_code_needs_alpha_equal_rank() -> None:
+    """Where alpha/rank applies: inside the decomposition (ComfyUI, current A1111, InvokeAI)
+    or outside it (A1111's first DoRA code). They agree at s = 1 only, hence alpha = rank."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(12, 10, generator=gen)
+    up, down = torch.randn(12, 4, generator=gen), torch.randn(4, 10, generator=gen)
+    magnitude = column_norm(base) * 1.1
+    for alpha, agree in ((4.0, True), (8.0, False)):
+        inside = [f(base, up, down, alpha, magnitude)
+                  for f in (comfyui_merge, a1111_merge, invokeai_merge)]
+        for other in inside[1:]:
+            assert torch.allclose(other, inside[0], atol=1e-5)
+        first = a1111_first_dora_merge(base, up, down, alpha, magnitude)
+        assert torch.allclose(first, inside[0], atol=1e-5) is agree, alpha
 
 
 def test_atelier_loader_reproduces_the_trained_pipeline(

@@ -1,4 +1,5 @@
-"""Kohya-complete metadata on every file, and the one-file pivotal bundle read as A1111 does."""
+"""Kohya-complete metadata on every file, plain LoRA merged the same by every client, and the
+one-file pivotal bundle read as A1111 does."""
 
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+from tests.worker.training.client_formulas import CLIENTS
 from worker.training.config import parse_config
 from worker.training.engine import TrainingRun
+from worker.training.export_formats import kohya_name, kohya_prefixes
 from worker.training.lora.train import LoraMethod
+from worker.training.lora_adapters import ADAPTER, lora_layers
 from worker.training.pivotal.train import PivotalMethod
 from worker.training.textual_inversion.train import TextualInversionMethod
 from worker.training.types import TrainingExample
@@ -93,8 +97,41 @@ def test_metadata_is_complete_and_true(trained: tuple[str, str, TrainingRun, lis
             assert "<red>" in meta["ss_training_comment"]
 
 
+def test_plain_lora_merges_to_the_trained_weight_in_every_client(
+    trained: tuple[str, str, TrainingRun, list[Path]],
+) -> None:
+    """The LoRA of a LoRA or pivotal run, through each client's formula (client_formulas.py):
+    the trained layer's weight, to fp16 rounding of the stored up/down."""
+    method, _, run, files = trained
+    if method not in ("lora", "pivotal"):
+        pytest.skip("no plain LoRA in this method's files")
+    state = load_file(str(next(p for p in files if p.name == "lora.safetensors")))
+    parts = run.parts
+    checked, moved = 0, 0.0
+    for (prefix, _), module in zip(kohya_prefixes(parts.architecture),
+                                   [parts.unet, *parts.text_encoders], strict=True):
+        for path, layer in lora_layers(module):
+            name = kohya_name(prefix, path)
+            base = layer.base_layer.weight.detach().float()
+            up, down = layer.lora_B[ADAPTER].weight, layer.lora_A[ADAPTER].weight
+            delta = (up.flatten(1) @ down.flatten(1)).reshape(base.shape).detach()
+            expected = base + layer.scaling[ADAPTER] * delta
+            file_up = state[f"{name}.lora_up.weight"].float()
+            file_down = state[f"{name}.lora_down.weight"].float()
+            alpha = float(state[f"{name}.alpha"])
+            bound = 2e-3 * (expected - base).abs().max().item() + 1e-7
+            for client, merge in CLIENTS.items():
+                err = (merge(base, file_up, file_down, alpha, None) - expected).abs().max().item()
+                assert err <= bound, f"{client} {name}: {err} > {bound}"
+            moved = max(moved, (expected - base).abs().max().item())
+            checked += 1
+    assert checked and moved > 0, (checked, moved)
+
+
 def a1111_bundle_embeddings(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor | dict]:
-    """A1111 `extensions-builtin/Lora/networks.py` `load_network` (bundle_emb keys) then
+    """A1111 `extensions-builtin/Lora/networks.py` `load_network` (bundle_emb keys: partition
+    at the first '.', then the embedding name up to the next '.', `string_to_param.*` kept
+    as one table; re-read through the code search in copies of that file) then
     `modules/textual_inversion/textual_inversion.py` `create_embedding_from_data`."""
     bundles: dict[str, dict[str, Any]] = {}
     for key, weight in state.items():

@@ -1,5 +1,5 @@
 import { api } from '../api.js';
-import { $, emptyState, fmtAgo, fmtBytes, h, typeBadge } from '../dom.js';
+import { $, emptyState, fmtAgo, fmtBytes, fmtDate, h, typeBadge } from '../dom.js';
 import { clearErrors, confirmDialog, copyText, openDialog, showErrors, toast } from '../ui.js';
 
 const root = $('[data-models-page]');
@@ -9,19 +9,64 @@ const renameDialog = $('[data-rename-dialog]');
 const usageDialog = $('[data-usage-dialog]');
 const CLIENT_NAMES = { comfyui: 'ComfyUI', a1111: 'AUTOMATIC1111', invokeai: 'InvokeAI', diffusers: 'diffusers' };
 
+const copyButton = (text, label = 'Copy') => h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-copy': '',
+  onclick: async () => { if (await copyText(text)) toast('Copied', 'success'); } }, label);
+
+function linkState(l) {
+  if (l.revoked_at) return 'Revoked';
+  if (new Date(l.expires_at).getTime() <= Date.now()) return 'Expired';
+  return `Active until ${fmtDate(l.expires_at)}`;
+}
+
+// Install links (POST/GET/DELETE /v1/models/{id}/links): long-lived URLs without an API key
+// for InvokeAI's "install from URL". A new link's URLs are shown once (only a hash is kept).
+function linksSection(m) {
+  const list = h('ul', { class: 'stack small', 'data-link-list': '' });
+  const fresh = h('div', { class: 'stack', 'data-link-new': '' });
+  async function refresh() {
+    try {
+      const page = await api(`/v1/models/${m.id}/links?limit=200`);
+      list.replaceChildren(...(page.items.length ? page.items.map((l) => h('li', { class: 'toolbar', 'data-link': l.id },
+        h('span', {}, l.name || 'Install link', ' · ', h('span', { class: 'muted', 'data-link-state': '' }, linkState(l)),
+          ' · ', h('span', { class: 'muted' }, l.last_used_at ? `last used ${fmtAgo(l.last_used_at)}` : 'never used')),
+        canWrite && !l.revoked_at ? h('button', { type: 'button', class: 'btn btn-danger-ghost btn-sm', 'data-revoke-link': '', onclick: () => revoke(l) }, 'Revoke') : null))
+        : [h('li', { class: 'muted' }, 'No install links yet.')]));
+    } catch (err) { list.replaceChildren(h('li', { class: 'alert alert-error', role: 'alert' }, err.message)); }
+  }
+  async function revoke(l) {
+    const ok = await confirmDialog({ title: 'Revoke this install link?', body: 'Its URLs stop working at once, for everyone who has them.', confirmText: 'Revoke link', danger: true });
+    if (!ok) return;
+    try { await api(`/v1/models/${m.id}/links/${l.id}`, { method: 'DELETE' }); fresh.replaceChildren(); toast('Link revoked', 'success'); refresh(); } catch (err) { toast(err.message, 'error'); }
+  }
+  async function create() {
+    try {
+      const link = await api(`/v1/models/${m.id}/links`, { method: 'POST', json: {} });
+      fresh.replaceChildren(
+        h('p', { class: 'small' }, `Copy now: these URLs are shown only once. They work without an API key until ${fmtDate(link.expires_at)} or until you revoke them.`),
+        ...link.files.map((f) => h('div', { class: 'toolbar' }, h('code', { class: 'small', 'data-link-url': '' }, f.url), copyButton(f.url, `Copy ${f.download_name}`))));
+      refresh();
+    } catch (err) { toast(err.message, 'error'); }
+  }
+  refresh();
+  return h('section', { class: 'stack', 'data-links': '' },
+    h('h3', {}, 'Install links'),
+    h('p', { class: 'small muted' }, 'For InvokeAI on another machine or a script: a link that lasts 90 days and can be revoked.'),
+    canWrite ? h('div', {}, h('button', { type: 'button', class: 'btn btn-secondary btn-sm', 'data-create-link': '', onclick: create }, 'Create install link')) : null,
+    fresh, list);
+}
+
 // "Use this model": the trigger and per-client steps from GET /v1/models/{id}/usage.
 async function openUsage(m) {
   const body = $('[data-usage-body]', usageDialog);
   try {
     const u = await api(`/v1/models/${m.id}/usage`);
-    const copy = (text) => h('button', { type: 'button', class: 'btn btn-ghost btn-sm', 'data-copy': '',
-      onclick: async () => { if (await copyText(text)) toast('Copied', 'success'); } }, 'Copy');
     body.replaceChildren(
       h('p', {}, 'Trigger: ', u.trigger ? h('code', { 'data-usage-trigger': '' }, u.trigger) : h('span', { class: 'muted' }, 'none')),
       ...u.clients.map((c) => h('section', { class: 'stack', 'data-usage-client': c.client },
         h('h3', {}, CLIENT_NAMES[c.client] || c.client),
         h('ol', { class: 'small' }, c.steps.map((s) => h('li', {}, s))),
-        c.snippet ? h('div', { class: 'toolbar' }, h('pre', { class: 'small' }, h('code', {}, c.snippet)), copy(c.snippet)) : null)),
+        c.snippet ? h('div', { class: 'toolbar' }, h('pre', { class: 'small' }, h('code', {}, c.snippet)), copyButton(c.snippet)) : null)),
+      linksSection(m),
       u.note ? h('p', { class: 'small muted' }, u.note) : null);
     openDialog(usageDialog);
   } catch (err) { toast(err.message, 'error'); }
