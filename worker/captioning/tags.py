@@ -55,6 +55,8 @@ class WdTagger:
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise CaptionerLoadError(f"{MODEL_FILE} could not be loaded: {first}") from None
         self.input_name, self.size = self._check_signature()
+        self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" \
+            else "cpu"
 
     def _check_signature(self) -> tuple[str, int]:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()

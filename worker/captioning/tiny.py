@@ -34,22 +34,33 @@ _TAGS = [
     ("original_character", CHARACTER, 4.0), ("another_character", CHARACTER, -4.0),
 ]
 _TAG_GAIN = 0.3  # image-dependent spread of the logits: small next to the biases
+# Sizes of the real models the benchmark imitates: BLIP's BERT vocabulary, wd-vit-tagger-v3's tags.
+REAL_BLIP_VOCAB = 30524
+REAL_TAGS = 10861
+REAL_CHARACTER_TAGS = 2800
 
 
 def make_tiny_captioner(out_dir: Path, kind: CaptionerKind) -> Path:
     """Write a tiny random captioner of `kind` into `out_dir` and return the folder."""
+    return write_random_captioner(out_dir, kind, real_shape=False)
+
+
+def write_random_captioner(out_dir: Path, kind: CaptionerKind, *, real_shape: bool) -> Path:
+    """A random captioner: tiny, or (real_shape) BLIP-base / WD-ViT-B/16-448 sized for benchmarks.
+
+    Only the tiny ones are tuned to always produce text (the real-shaped ones do in practice)."""
     if kind not in KINDS:
         raise ValueError(f"unknown captioner kind {kind!r}; use one of {', '.join(KINDS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if kind == "sentence":
-        _write_tiny_blip(out_dir)
+        _write_blip(out_dir, real_shape)
     else:
-        _write_tiny_tagger(out_dir)
+        _write_tagger(out_dir, real_shape)
     return out_dir
 
 
-def _write_tiny_blip(out_dir: Path) -> None:
+def _write_blip(out_dir: Path, real_shape: bool) -> None:
     import torch
     from transformers import (
         BertTokenizer,
@@ -59,27 +70,36 @@ def _write_tiny_blip(out_dir: Path) -> None:
     )
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    vocab_list = [*_SPECIALS, *_WORDS, ".", ",", "[DEC]"]
+    words = _WORDS + [f"word{i}" for i in range(REAL_BLIP_VOCAB - len(_WORDS) - 8)] \
+        if real_shape else _WORDS
+    vocab_list = [*_SPECIALS, *words, ".", ",", "[DEC]"]
     vocab = {token: index for index, token in enumerate(vocab_list)}
     tokenizer = BertTokenizer(vocab=vocab, bos_token="[DEC]")
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
-    text = {"vocab_size": len(vocab), "hidden_size": 32, "num_hidden_layers": 2,
-            "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
-            "bos_token_id": vocab["[DEC]"], "sep_token_id": vocab["[SEP]"],
-            "eos_token_id": vocab["[SEP]"], "pad_token_id": vocab["[PAD]"]}
-    vision = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-              "intermediate_size": 64, "image_size": TINY_IMAGE_SIZE, "patch_size": 8}
-    config = BlipConfig(text_config=text, vision_config=vision, projection_dim=32)
+    ids = {"vocab_size": len(vocab), "bos_token_id": vocab["[DEC]"],
+           "sep_token_id": vocab["[SEP]"], "eos_token_id": vocab["[SEP]"],
+           "pad_token_id": vocab["[PAD]"]}
+    if real_shape:  # BlipConfig's defaults are BLIP-base: ViT-B/16 at 384 px, BERT-base decoder
+        text: dict[str, int] = ids
+        vision: dict[str, int] = {}
+        image_size = 384
+    else:
+        text = {**ids, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                "intermediate_size": 64, "max_position_embeddings": 64}
+        vision = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 64, "image_size": TINY_IMAGE_SIZE, "patch_size": 8}
+        image_size = TINY_IMAGE_SIZE
+    config = BlipConfig(text_config=text, vision_config=vision)
     torch.manual_seed(0)
     model = BlipForConditionalGeneration(config).eval()
     # Random weights may well say [SEP] first: ask for a few words so captions are never empty.
     model.generation_config = GenerationConfig(
-        bos_token_id=text["bos_token_id"], eos_token_id=text["sep_token_id"],
-        pad_token_id=text["pad_token_id"], min_new_tokens=3,
+        bos_token_id=ids["bos_token_id"], eos_token_id=ids["sep_token_id"],
+        pad_token_id=ids["pad_token_id"], min_new_tokens=3,
     )
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
-    BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE}) \
+    BlipImageProcessorPil(size={"height": image_size, "width": image_size}) \
         .save_pretrained(str(out_dir))
 
 
@@ -92,9 +112,18 @@ def write_tag_table(path: Path, tags: list[tuple[str, int]]) -> None:
             writer.writerow([1000 + index, name, category, 10_000 - index])
 
 
-def _write_tiny_tagger(out_dir: Path) -> None:
-    from worker.captioning.vit_onnx import TINY_VIT, build_vit_tagger
+def _write_tagger(out_dir: Path, real_shape: bool) -> None:
+    from worker.captioning.vit_onnx import TINY_VIT, WD_VIT_B16_448, build_vit_tagger
 
+    if real_shape:
+        ratings = [(name, RATING) for name, category, _ in _TAGS if category == RATING]
+        characters = [(f"character_{i}", CHARACTER) for i in range(REAL_CHARACTER_TAGS)]
+        general = [(f"tag_{i}", GENERAL)
+                   for i in range(REAL_TAGS - len(ratings) - len(characters))]
+        tags = ratings + general + characters
+        write_tag_table(out_dir / TAGS_FILE, tags)
+        build_vit_tagger(out_dir / MODEL_FILE, WD_VIT_B16_448, np.zeros(len(tags), np.float32))
+        return
     write_tag_table(out_dir / TAGS_FILE, [(name, category) for name, category, _ in _TAGS])
     bias = np.array([logit for _, _, logit in _TAGS], np.float32)
     build_vit_tagger(out_dir / MODEL_FILE, TINY_VIT, bias, head_gain=_TAG_GAIN)
