@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=512)
     parser.add_argument("--max-length", type=int, default=None)
-    parser.add_argument("--smoke", action="store_true", help="tiny, 2 small images, 8 tokens: seconds")
+    parser.add_argument("--smoke", action="store_true", help="tiny, 2 images, 8 tokens")
     args = parser.parse_args(argv)
     if args.smoke:
         args.real_shape, args.images, args.batch, args.image_size = False, 2, 2, 48
