@@ -6,6 +6,7 @@ suggestions but nothing to act on."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import Server, sign_in
@@ -141,7 +143,7 @@ def test_suggest_review_accept_one_edit_one_discard_rest(
 
         # Discard the rest: the captions stay as they are.
         page.get_by_role("button", name="Discard all").click()
-        page.locator("dialog").get_by_role("button", name="Discard all").click()
+        page.locator("dialog[open]").get_by_role("button", name="Discard all").click()
         expect(page.locator("[data-sg-review]")).to_be_hidden()
         assert _captions(lab, dataset_id) == {
             "a.png": "red coat", "b.png": expected_b,
@@ -182,7 +184,7 @@ def test_accept_all_on_a_phone_with_the_review_trigger_word(
 
         suggested = _suggestions(lab, dataset_id)
         page.get_by_role("button", name="Accept all 3").click()
-        dialog = page.locator("dialog")
+        dialog = page.locator("dialog[open]")
         expect(dialog).to_contain_text("1 image already has a caption")
         dialog.get_by_role("button", name="Accept all").click()
         expect(review).to_be_hidden()
@@ -240,4 +242,39 @@ def test_a_viewer_sees_suggestions_but_no_write_controls(
         page.locator("[data-suggest]").screenshot(path=str(shots / "captions-review-viewer.png"))
     finally:
         context.close()
+    assert set(_captions(lab, dataset_id).values()) == {None}
+
+
+def _many_images(lab: Lab, name: str, count: int) -> str:
+    """An uncaptioned dataset of `count` small images, each its own colour."""
+    ds = lab.client.post("/v1/datasets", json={"name": name}).json()
+    files = []
+    for i in range(count):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (i * 4 % 256, 255 - i * 3 % 256, 90)).save(buf, format="PNG")
+        files.append(("files", (f"frame-{i:03d}.png", buf.getvalue(), "image/png")))
+    r = lab.client.post(f"/v1/datasets/{ds['id']}/items", files=files)
+    assert r.status_code == 200, r.text
+    return str(ds["id"])
+
+
+def test_cancel_from_the_progress_panel(
+        browser: Browser, lab: Lab, captioner: dict[str, str]) -> None:
+    total = 60
+    dataset_id = _many_images(lab, "Long roll", total)
+    with signed_in_page(browser, lab, **DESKTOP) as page:
+        page.goto(f"{lab.server.base}/datasets/{dataset_id}")
+        expect(page.locator(".cap-card")).to_have_count(total)
+        _start(page, captioner, mode="uncaptioned", max_length="256")  # long: slow per image
+        progress = page.locator("[data-sg-progress]")
+        progress.get_by_role("button", name="Cancel").click()
+        expect(progress).to_have_attribute("data-status", "cancelled", timeout=60_000)
+        expect(progress.get_by_role("button", name="Cancel")).to_be_hidden()
+        done = int(progress.locator("[data-sg-progress-text]").inner_text().split(" / ")[0])
+        assert done < total
+        expect(progress.locator("[data-sg-progress-text]")).to_have_text(f"{done} / {total} images")
+        expect(page.get_by_role("button", name="Suggest captions")).to_be_enabled()
+        # What was made before the stop is there to review; no caption changed.
+        expect(page.locator("[data-sg-item]")).to_have_count(len(_suggestions(lab, dataset_id)))
+    assert len(_suggestions(lab, dataset_id)) <= done
     assert set(_captions(lab, dataset_id).values()) == {None}

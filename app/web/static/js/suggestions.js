@@ -1,7 +1,7 @@
 // Suggested captions on the dataset page: start a caption job, follow it live (n/N, cancel),
 // then review each suggestion beside the current caption. Nothing changes a caption until the
 // person accepts it here; accept sends the edited text when they changed it.
-import { api, listAll } from './api.js';
+import { api } from './api.js';
 import { $, $$, h, setProgress } from './dom.js';
 import { confirmDialog, toast } from './ui.js';
 
@@ -18,10 +18,24 @@ const POLL_MS = 2000;          // when the event stream is unavailable
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
+// "Tiny tags captioner" needs no "(tags)" after it; a name that does not say what it writes does.
+function captionerLabel(c) {
+  const name = c.name || c.key;
+  const word = c.kind === 'tags' ? 'tag' : 'sentence';
+  return name.toLowerCase().includes(word) ? name : `${name} (${c.kind === 'tags' ? 'tags' : 'sentences'})`;
+}
+
 // What accept stores (the server's rule): "PREFIX, text" unless the text already starts with it.
 export function withPrefix(text, prefix) {
   const p = (prefix || '').trim();
   return !p || text.startsWith(p) ? text : `${p}, ${text}`;
+}
+
+// A suggestion shows whole, however long: the box grows with its text (up to a point).
+function fitHeight(textarea) {
+  if (!textarea.isConnected) return;
+  textarea.style.height = 'auto';
+  textarea.style.height = `${Math.min(textarea.scrollHeight + 2, 240)}px`;
 }
 
 export class SuggestionPanel {
@@ -61,8 +75,7 @@ export class SuggestionPanel {
       this.showError('No captioning model is installed yet. An operator adds one with “atelier captioners add”.');
       return;
     }
-    select.replaceChildren(...items.map((c) => h('option', { value: c.key },
-      `${c.name || c.key} · ${c.kind === 'tags' ? 'tags' : 'sentences'}`)));
+    select.replaceChildren(...items.map((c) => h('option', { value: c.key }, captionerLabel(c))));
     select.disabled = false;
     this.syncForm();
   }
@@ -152,6 +165,8 @@ export class SuggestionPanel {
       this.follow(job);
     } catch (err) {
       this.showError(`Could not start: ${err.message}`);
+      // Another job is already captioning this dataset: show that one's progress.
+      if (err.status === 409) await this.resumeLatestJob().catch(() => {});
     } finally { this.syncForm(); }
   }
 
@@ -273,8 +288,8 @@ export class SuggestionPanel {
   // --- review ------------------------------------------------------------------------------
 
   async loadSuggestions() {
-    const list = await listAll(`/v1/datasets/${this.datasetId}/suggestions`);
-    this.renderReview(list.filter((s) => s.suggestion));
+    const { items } = await api(`/v1/datasets/${this.datasetId}/suggestions`);
+    this.renderReview(items.filter((s) => s.suggestion));
   }
 
   // Rows are kept by item, so reloading while a job runs never loses what someone is typing.
@@ -326,8 +341,9 @@ export class SuggestionPanel {
         h('span', { class: 'sg-label' }, 'Now', h('span', { class: 'sr-only' }, ` for ${filename}`)),
         h('p', { class: 'sg-current', 'data-sg-current': '' }, this.currentText(s.caption))),
       h('div', { class: 'sg-side sg-new' },
-        h('label', { class: 'sg-label', for: id }, 'Suggested', h('span', { class: 'sr-only' }, ` for ${filename}`)),
-        h('span', { class: 'sg-prefix small', id: `${id}-prefix`, 'data-sg-prefix-note': '' }),
+        h('div', { class: 'sg-new-head' },
+          h('label', { class: 'sg-label', for: id }, 'Suggested', h('span', { class: 'sr-only' }, ` for ${filename}`)),
+          h('span', { class: 'sg-prefix small', id: `${id}-prefix`, 'data-sg-prefix-note': '' })),
         text),
       this.canWrite ? h('div', { class: 'sg-actions' },
         h('button', { class: 'btn btn-primary btn-sm', type: 'button', 'data-sg-accept': '' }, 'Accept'),
@@ -355,6 +371,7 @@ export class SuggestionPanel {
     const adds = prefix && withPrefix(text, prefix) !== text;
     note.hidden = !adds;
     note.textContent = adds ? `Saved as “${prefix}, …”` : '';
+    if (row.textarea) fitHeight(row.textarea);
   }
 
   syncPrefixes() {
@@ -364,6 +381,9 @@ export class SuggestionPanel {
   syncReviewHead() {
     const n = this.rows.size;
     this.review.hidden = n === 0;
+    // Everything reviewed: the finished job's "nothing has changed yet" would now mislead.
+    const progress = $('[data-sg-progress]', this.section);
+    if (progress && n === 0 && this.job && !ACTIVE.has(this.job.status) && this.job.status !== 'failed') progress.hidden = true;
     if (!this.canWrite) this.section.hidden = n === 0;
     $('[data-sg-review-title]', this.section).textContent = n
       ? `${plural(n, 'suggestion')} to review` : 'Review';
