@@ -17,6 +17,7 @@ from worker.captioning.types import (
     CaptionerKind,
     CaptionerLoadError,
     check_max_length,
+    first_line,
 )
 
 SUPPORTED_MODEL_TYPES = ("blip",)
@@ -59,7 +60,7 @@ class BlipCaptioner:
             model = BlipForConditionalGeneration.from_pretrained(str(folder), dtype=self.dtype)
         except Exception as error:  # safetensors, tokenizers, torch: each has its own errors
             raise CaptionerLoadError(
-                f"{folder.name} could not be loaded as a BLIP captioner: {_first_line(error)}"
+                f"{folder.name} could not be loaded as a BLIP captioner: {first_line(error)}"
             ) from None
         self.model = model.to(self.device).eval()
         # Never let a caption be made of special tokens ([PAD], [UNK], ...): only [SEP] ends it.
@@ -89,8 +90,3 @@ class BlipCaptioner:
 
 def clean_sentence(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

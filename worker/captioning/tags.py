@@ -15,6 +15,7 @@ from worker.captioning.types import (
     CaptionerKind,
     CaptionerLoadError,
     check_max_length,
+    first_line,
 )
 
 MODEL_FILE = "model.onnx"
@@ -52,8 +53,9 @@ class WdTagger:
                 str(model_path), providers=_providers(device)
             )
         except Exception as error:  # onnxruntime raises its own untyped errors
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise CaptionerLoadError(f"{MODEL_FILE} could not be loaded: {first}") from None
+            raise CaptionerLoadError(
+                f"{MODEL_FILE} could not be loaded: {first_line(error)}"
+            ) from None
         self.input_name, self.size = self._check_signature()
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" \
             else "cpu"

@@ -38,3 +38,9 @@ def check_max_length(max_length: int | None, default: int) -> int:
     if max_length < 1:
         raise ValueError(f"max_length must be at least 1, got {max_length}")
     return max_length
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's first message line: what a load error may quote (never a traceback)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

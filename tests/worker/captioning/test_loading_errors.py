@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from worker.captioning import CaptionerLoadError, load_captioner
 
@@ -49,7 +50,7 @@ def test_hub_id_in_cache_loads(
     (repo / "refs" / "main").write_text("0" * 40)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
     tagger = load_captioner("atelier/tiny-tagger", "tags", device="cpu")
-    assert tagger.caption([__import__("PIL.Image").Image.new("RGB", (9, 9))])[0]
+    assert tagger.caption([Image.new("RGB", (9, 9))])[0]
 
 
 def test_not_a_blip_model(tmp_path: Path) -> None:
