@@ -153,6 +153,7 @@ def test_suggest_review_accept_one_edit_one_discard_rest(
         page.get_by_role("button", name="Discard all").click()
         page.locator("dialog[open]").get_by_role("button", name="Discard all").click()
         expect(page.locator("[data-sg-review]")).to_be_hidden()
+        expect(page.locator("[data-sg-progress]")).to_be_hidden()  # its "nothing changed" is spent
         assert _captions(lab, dataset_id) == {
             "a.png": "red coat", "b.png": expected_b,
             "c.png": "zkw, a linen shirt on a hanger", "d.png": None}
@@ -280,6 +281,8 @@ def test_cancel_from_the_progress_panel(
         progress = page.locator("[data-sg-progress]")
         progress.get_by_role("button", name="Cancel").click()
         expect(progress).to_have_attribute("data-status", "cancelled", timeout=60_000)
+        expect(progress).to_be_visible()
+        expect(progress.locator("[data-sg-status]")).to_have_text("Cancelled")
         expect(progress.get_by_role("button", name="Cancel")).to_be_hidden()
         done = int(progress.locator("[data-sg-progress-text]").inner_text().split(" / ")[0])
         assert done < total

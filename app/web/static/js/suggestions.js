@@ -21,14 +21,8 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 // "Tiny tags captioner" needs no "(tags)" after it; a name that does not say what it writes does.
 function captionerLabel(c) {
   const name = c.name || c.key;
-  const word = c.kind === 'tags' ? 'tag' : 'sentence';
-  return name.toLowerCase().includes(word) ? name : `${name} (${c.kind === 'tags' ? 'tags' : 'sentences'})`;
-}
-
-// What accept stores (the server's rule): "PREFIX, text" unless the text already starts with it.
-export function withPrefix(text, prefix) {
-  const p = (prefix || '').trim();
-  return !p || text.startsWith(p) ? text : `${p}, ${text}`;
+  const noun = c.kind === 'tags' ? 'tags' : 'sentences';
+  return name.toLowerCase().includes(noun.slice(0, -1)) ? name : `${name} (${noun})`;
 }
 
 // A suggestion shows whole, however long: the box grows with its text (up to a point).
@@ -364,11 +358,12 @@ export class SuggestionPanel {
     row.li.classList.toggle('edited', edited);
     const accept = $('[data-sg-accept]', row.li);
     if (accept) accept.textContent = edited ? 'Accept edit' : 'Accept';
-    // Shows what accept will store, so the trigger word is never a surprise.
+    // Shows what accept will store, so the trigger word is never a surprise. The server's rule:
+    // "PREFIX, text" unless the text already starts with the prefix (the request's, else the job's).
     const prefix = this.prefix() || row.suggestion.prefix || '';
     const text = row.textarea ? row.textarea.value.trim() : row.suggestion.text;
     const note = $('[data-sg-prefix-note]', row.li);
-    const adds = prefix && withPrefix(text, prefix) !== text;
+    const adds = Boolean(prefix) && !text.startsWith(prefix);
     note.hidden = !adds;
     note.textContent = adds ? `Saved as “${prefix}, …”` : '';
     if (row.textarea) fitHeight(row.textarea);
@@ -381,9 +376,6 @@ export class SuggestionPanel {
   syncReviewHead() {
     const n = this.rows.size;
     this.review.hidden = n === 0;
-    // Everything reviewed: the finished job's "nothing has changed yet" would now mislead.
-    const progress = $('[data-sg-progress]', this.section);
-    if (progress && n === 0 && this.job && !ACTIVE.has(this.job.status) && this.job.status !== 'failed') progress.hidden = true;
     if (!this.canWrite) this.section.hidden = n === 0;
     $('[data-sg-review-title]', this.section).textContent = n
       ? `${plural(n, 'suggestion')} to review` : 'Review';
@@ -488,6 +480,9 @@ export class SuggestionPanel {
   // is left. `next` is null when nothing was done (focus stays where it is).
   afterChange(next) {
     this.syncReviewHead();
+    // Everything reviewed: the ended job's "nothing has changed yet" would now mislead.
+    const progress = $('[data-sg-progress]', this.section);
+    if (progress && !this.rows.size && this.job && ['succeeded', 'cancelled'].includes(this.job.status)) progress.hidden = true;
     if (next === null && this.rows.size) return;
     if (next && this.rows.has(next.li.dataset.sgItem)) {
       const t = next.textarea;
