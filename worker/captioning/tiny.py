@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from worker.captioning.tag_format import CHARACTER, CSV_COLUMNS, GENERAL, RATING, TAGS_FILE
 from worker.captioning.tags import MODEL_FILE
 from worker.captioning.types import KINDS, CaptionerKind
+
+if TYPE_CHECKING:  # torch loads only when a captioner is built
+    import torch
 
 TINY_IMAGE_SIZE = 32
 _SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -92,6 +96,8 @@ def _write_blip(out_dir: Path, real_shape: bool) -> None:
     config = BlipConfig(text_config=text, vision_config=vision)
     torch.manual_seed(0)
     model = BlipForConditionalGeneration(config).eval()
+    if not real_shape:
+        _make_captions_depend_on_the_image(model)
     # Random weights may well say [SEP] first: ask for a few words so captions are never empty.
     model.generation_config = GenerationConfig(
         bos_token_id=ids["bos_token_id"], eos_token_id=ids["sep_token_id"],
@@ -101,6 +107,17 @@ def _write_blip(out_dir: Path, real_shape: bool) -> None:
     tokenizer.save_pretrained(str(out_dir))
     BlipImageProcessorPil(size={"height": image_size, "width": image_size}) \
         .save_pretrained(str(out_dir))
+
+
+def _make_captions_depend_on_the_image(model: torch.nn.Module) -> None:
+    """BLIP's default init leaves a tiny model's image features near zero (every image gets
+    the same caption); larger random vision and cross-attention matrices make them differ."""
+    import torch
+
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() > 1 and ("vision_model" in name or "crossattention" in name):
+                parameter.normal_(0.0, 0.3)
 
 
 def write_tag_table(path: Path, tags: list[tuple[str, int]]) -> None:

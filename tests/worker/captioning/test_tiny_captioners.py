@@ -35,6 +35,12 @@ def test_captions_are_deterministic(
     assert reloaded.caption(images, max_length=8) == first
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_captions_depend_on_the_image(tiny_captioners: dict[str, Captioner], kind: str) -> None:
+    captions = tiny_captioners[kind].caption(odd_images())
+    assert len(set(captions)) > 1, captions
+
+
 def test_no_images_no_captions(tiny_captioners: dict[str, Captioner]) -> None:
     for captioner in tiny_captioners.values():
         assert captioner.caption([]) == []
