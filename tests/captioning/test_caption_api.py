@@ -241,3 +241,18 @@ def test_caption_gpu_seconds_count_in_usage(client: TestClient, tenant: Tenant,
         before["gpu_seconds_this_month"] + 12.5)
     assert client.get(f"/v1/caption-jobs/{job['id']}",
                       headers=tenant.auth).json()["gpu_seconds"] == 12.5
+
+
+def test_a_job_whose_org_ran_out_of_gpu_time_fails_at_the_claim(
+    client: TestClient, tenant: Tenant, registered: dict[str, str],
+) -> None:
+    from worker.runner.run_caption_job import run_caption_job
+
+    ds, _ = dataset_with(tenant, [None])
+    job = create_job(client, tenant, ds, captioner=registered["tags"])
+    with session_scope() as db:  # the month's seconds went to other jobs since
+        db.get(Organization, tenant.org_id).monthly_gpu_seconds_limit = 0  # type: ignore[union-attr]
+    assert run_caption_job(job["id"]) == "skipped"  # the worker's claim, in this process
+    done = client.get(f"/v1/caption-jobs/{job['id']}", headers=tenant.auth).json()
+    assert done["status"] == "failed" and done["error"].startswith("GPU quota reached")
+    assert done["progress"]["done"] == 0

@@ -109,6 +109,9 @@ OPERATION_IDS = {
     "upload_items", "create_invitation", "list_invitations", "revoke_invitation",
     "get_invitation", "accept_invitation", "request_password_reset", "complete_password_reset",
     "change_password", "model_usage",
+    "list_captioners", "create_caption_job", "list_caption_jobs", "get_caption_job",
+    "cancel_caption_job", "stream_caption_job_events", "list_suggestions", "accept_suggestions",
+    "discard_suggestions",
 }
 
 
