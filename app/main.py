@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI
 
+from app.captioning.router import router as captioning_router
 from app.core.errors import install_error_handlers
 from app.core.openapi import install_openapi
 from app.core.security_headers import install_security_headers
@@ -33,8 +34,9 @@ def create_app() -> FastAPI:
     install_metrics(app)
     install_rate_limits(app)
     install_security_headers(app)
-    for router in (health_router, identity_router, datasets_router, jobs_router, library_router,
-                   links_router, integrations_router, storage_router):
+    for router in (health_router, identity_router, datasets_router, captioning_router,
+                   jobs_router, library_router, links_router, integrations_router,
+                   storage_router):
         app.include_router(router)
     install_web(app)
     install_openapi(app)

@@ -148,11 +148,12 @@ def park_active_jobs() -> None:
     from sqlalchemy import update
 
     from app.core.db import session_scope
-    from app.models import TrainingJob
+    from app.models import CaptionJob, TrainingJob
 
     with session_scope() as db:
-        db.execute(update(TrainingJob).where(TrainingJob.status.in_(
-            ("queued", "running", "cancelling"))).values(status="cancelled"))
+        for model in (TrainingJob, CaptionJob):  # one GPU queue for both kinds
+            db.execute(update(model).where(model.status.in_(
+                ("queued", "running", "cancelling"))).values(status="cancelled"))
 
 
 @pytest.fixture()

@@ -20,6 +20,13 @@ def train_job(job_id: str) -> str:
     return run_job(job_id)
 
 
+@celery_app.task(name="atelier.caption_job")
+def caption_job(job_id: str) -> str:
+    from worker.runner.run_caption_job import run_caption_job
+
+    return run_caption_job(job_id)
+
+
 @celery_app.task(name="atelier.reconcile")
 def reconcile() -> dict[str, int]:
     from app.jobs.dispatch import reconcile_and_dispatch

@@ -199,6 +199,64 @@ def base_models_make_tiny(key: str, architecture: str, as_json: bool) -> None:
         click.echo(f"built {key} at {out['source']}")
 
 
+@cli.group()
+def captioners() -> None:
+    """Manage captioners (auto-captioning models)."""
+
+
+@captioners.command("add")
+@click.argument("key")
+@click.option("--source", required=True,
+              help="Local folder, or a hub id in the worker's local Hugging Face cache.")
+@click.option("--kind", type=click.Choice(["sentence", "tags"]), required=True)
+@click.option("--name", default=None)
+def captioners_add(key: str, source: str, kind: str, name: str | None) -> None:
+    """Register a captioner that caption jobs can use."""
+    from app.cli.seed import register_captioner
+    from app.core.db import session_scope
+
+    with session_scope() as db:
+        register_captioner(db, key, source, kind, name)
+    click.echo(f"captioner {key} ({kind}) -> {source}")
+
+
+@captioners.command("make-tiny")
+@click.argument("key")
+@click.option("--kind", type=click.Choice(["sentence", "tags"]), default="sentence",
+              show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def captioners_make_tiny(key: str, kind: str, as_json: bool) -> None:
+    """Build a tiny random captioner (demos, tests) and register it."""
+    from app.cli.seed import build_tiny_captioner
+    from app.core.db import session_scope
+
+    s = get_settings()
+    with session_scope() as db:
+        row = build_tiny_captioner(db, key, kind, s.data_dir.resolve() / "captioners")
+        out = {"key": row.key, "kind": row.kind, "source": row.source, "name": row.name}
+    if as_json:
+        _echo_json(out)
+    else:
+        click.echo(f"built {key} ({kind}) at {out['source']}")
+
+
+@captioners.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def captioners_list(as_json: bool) -> None:
+    """Show the registered captioners."""
+    from app.captioning.service import captioners as registered
+    from app.core.db import session_scope
+
+    with session_scope() as db:
+        rows = [{"key": c.key, "name": c.name, "kind": c.kind, "source": c.source}
+                for c in registered(db)]
+    if as_json:
+        _echo_json(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['key']}\t{r['kind']}\t{r['source']}")
+
+
 @cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),

@@ -52,7 +52,7 @@ def worker_argv(queues: str, concurrency: int, *, embedded: bool = False) -> lis
 
 def run_all_in_one(host: str, port: int, demo_password: str | None = None) -> None:
     from app.cli.access_log import log_config
-    from app.cli.seed import DEMO_EMAIL, demo_password_problem, seed_demo
+    from app.cli.seed import DEMO_EMAIL, demo_password_problem, seed_demo, seed_demo_captioners
     from app.core.db import session_scope
     from app.core.migrate import upgrade
 
@@ -64,6 +64,7 @@ def run_all_in_one(host: str, port: int, demo_password: str | None = None) -> No
     upgrade()
     with session_scope() as db:
         seeded = seed_demo(db, settings.data_dir.resolve(), demo_password)
+        seed_demo_captioners(db, settings.data_dir.resolve())
     _declare_broker_queues()
     url = settings.base_url.rstrip("/")
     if seeded is not None:

@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session
 
 from app.identity import service as identity
 from app.identity.security import ALL_SCOPES
-from app.models import BaseModel, Organization, User
+from app.models import BaseModel, Captioner, Organization, User
 from worker.training.templates import NATIVE_RESOLUTION
 
 DEMO_EMAIL = "demo@atelier.local"
 DEMO_BASE_MODEL = "tiny-sd15"
+DEMO_CAPTIONERS = {"tiny-sentence": "sentence", "tiny-tags": "tags"}
 
 
 @dataclass
@@ -59,6 +60,38 @@ def build_tiny_base_model(db: Session, key: str, architecture: str, models_dir: 
     path = build_tiny_model(models_dir / key, architecture)  # type: ignore[arg-type]
     return register_base_model(db, key, str(path), architecture, name=f"Tiny {architecture} (demo)",
                                resolution=TINY_RESOLUTION)
+
+
+def register_captioner(db: Session, key: str, source: str, kind: str,
+                       name: str | None = None) -> Captioner:
+    row = db.scalar(select(Captioner).where(Captioner.key == key))
+    if row is None:
+        row = Captioner(key=key, name=name or key, kind=kind, source=source)
+        db.add(row)
+    else:
+        row.source, row.kind = source, kind
+        row.name = name or row.name
+    db.flush()
+    return row
+
+
+def build_tiny_captioner(db: Session, key: str, kind: str, captioners_dir: Path) -> Captioner:
+    # Imported here: building needs the worker extra (torch, transformers, onnx).
+    from worker.captioning import make_tiny_captioner
+
+    path = make_tiny_captioner(captioners_dir / key, kind)  # type: ignore[arg-type]
+    return register_captioner(db, key, str(path), kind, name=f"Tiny {kind} captioner (demo)")
+
+
+def seed_demo_captioners(db: Session, data_dir: Path) -> list[str]:
+    """The demo's tiny captioners (one sentence, one tags) where missing; returns the keys
+    built. Run on every `atelier up`, so data dirs seeded before captioning get them too."""
+    built = []
+    for key, kind in DEMO_CAPTIONERS.items():
+        if db.scalar(select(Captioner.id).where(Captioner.key == key)) is None:
+            build_tiny_captioner(db, key, kind, data_dir / "captioners")
+            built.append(key)
+    return built
 
 
 def demo_password_problem(password: str) -> str | None:

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Expected GPU seconds per training step: a starting job "
         "reserves steps x this of its org's monthly GPU quota."
     )
+    caption_batch_size: int = Field(
+        8, ge=1, le=256, description="Images a caption job captions (and commits) at once; a "
+        "cancel or a worker loss costs at most one batch."
+    )
     login_limit_per_account: str = Field(
         "10/15minute", description="Failed sign-ins per email, `N/[K]second|minute|hour` or off."
     )

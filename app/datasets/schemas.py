@@ -35,6 +35,15 @@ class DatasetOut(BaseModel):
     updated_at: datetime
 
 
+class SuggestionOut(BaseModel):
+    """A caption job's suggestion, shown beside the caption until accepted or discarded."""
+
+    text: str
+    caption_job_id: str
+    prefix: str | None = Field(description="The job's prefix, put before the text on accept.")
+    created_at: datetime
+
+
 class ItemOut(BaseModel):
     id: str
     dataset_id: str
@@ -47,6 +56,8 @@ class ItemOut(BaseModel):
     caption: str | None
     url: str = Field(description="Presigned (or signed local) URL of the image.")
     thumbnail_url: str | None = Field(description="Small WebP preview.")
+    suggestion: SuggestionOut | None = Field(
+        None, description="A caption job's suggestion; the caption is unchanged until accepted.")
     created_at: datetime
 
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from app.datasets import repository
-from app.datasets.schemas import DatasetOut, ItemOut, Rejection, UploadResult
-from app.models import Dataset, DatasetItem
+from app.datasets.schemas import DatasetOut, ItemOut, Rejection, SuggestionOut, UploadResult
+from app.models import CaptionSuggestion, Dataset, DatasetItem
 from app.storage.base import Storage
 
 URL_EXPIRES_S = 3600
@@ -23,7 +23,15 @@ def item_out(storage: Storage, item: DatasetItem) -> ItemOut:
         url=storage.presign_get(item.storage_key, URL_EXPIRES_S),
         thumbnail_url=(storage.presign_get(item.thumbnail_key, URL_EXPIRES_S)
                        if item.thumbnail_key else None),
+        suggestion=suggestion_out(item.suggestion),
     )
+
+
+def suggestion_out(row: CaptionSuggestion | None) -> SuggestionOut | None:
+    if row is None:
+        return None
+    return SuggestionOut(text=row.text, caption_job_id=row.caption_job_id, prefix=row.prefix,
+                         created_at=row.created_at)
 
 
 def datasets_out(db: Session, datasets: Sequence[Dataset]) -> list[DatasetOut]:

@@ -23,6 +23,11 @@ of them fits, because the second one's check runs after the first one's rows are
   the limit: the job ends ``cancelled`` with ``error`` = "GPU quota reached: ...", and keeps
   every checkpoint it saved (``cancelled`` jobs can be finalized; the engine does not save a
   new checkpoint at the stop). Creating a job with the month's seconds used up is a 429.
+- **Caption jobs** (app/captioning) share all of this: their ``gpu_seconds`` count in "used
+  this month" (and in ``GET /v1/usage``), they count as jobs toward ``max_concurrent_jobs``,
+  their claim takes the same ``start_decision``, and their worker stops them the same way at
+  the limit. They reserve nothing at start: they are short, and their length per image is not
+  known in advance; the running check bounds the overshoot to one batch of images.
 - **Per-job size.** ``max_train_steps`` and the number of validation images a job renders are
   bounded by the plan (``max_train_steps_limit``, ``max_validation_images_limit``): 422.
 """
@@ -38,7 +43,7 @@ from sqlalchemy.orm import Session
 from app.core.errors import AppError, Unprocessable
 from app.core.settings import get_settings
 from app.core.usage import storage_bytes
-from app.models import AuditEvent, Organization, TrainingJob
+from app.models import AuditEvent, CaptionJob, Organization, TrainingJob
 
 HOLDING_GPU = ("running", "cancelling")  # a stopping job still holds its GPU
 QUOTA_REACHED = "GPU quota reached"
@@ -62,8 +67,9 @@ def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 def gpu_seconds_this_month(db: Session, org_id: str) -> float:
     start, _ = month_bounds()
-    live = float(db.scalar(select(func.coalesce(func.sum(TrainingJob.gpu_seconds), 0.0)).where(
-        TrainingJob.org_id == org_id, TrainingJob.created_at >= start)) or 0.0)
+    live = sum(float(db.scalar(select(func.coalesce(func.sum(model.gpu_seconds), 0.0)).where(
+        model.org_id == org_id, model.created_at >= start)) or 0.0)
+        for model in (TrainingJob, CaptionJob))
     return live + deleted_jobs_gpu_seconds(db, org_id, start)
 
 
@@ -107,10 +113,13 @@ def quota_reached_message(used: float, limit: int) -> str:
 
 
 def job_counts(db: Session, org_id: str) -> dict[str, int]:
-    rows = db.execute(select(TrainingJob.status, func.count()).where(
-        TrainingJob.org_id == org_id,
-        TrainingJob.status.in_(("queued", *HOLDING_GPU))).group_by(TrainingJob.status)).all()
-    by_status = {status: int(n) for status, n in rows}
+    """Queued and running jobs of the org, training and caption jobs together (one queue)."""
+    by_status: dict[str, int] = {}
+    for model in (TrainingJob, CaptionJob):
+        for status, n in db.execute(select(model.status, func.count()).where(
+                model.org_id == org_id, model.status.in_(("queued", *HOLDING_GPU)))
+                .group_by(model.status)):
+            by_status[status] = by_status.get(status, 0) + int(n)
     return {"queued": by_status.get("queued", 0),
             "running": sum(by_status.get(s, 0) for s in HOLDING_GPU)}
 
@@ -120,7 +129,8 @@ def free_job_slots(db: Session, org: Organization) -> int:
     return max(0, org.max_concurrent_jobs - job_counts(db, org.id)["running"])
 
 
-def start_decision(db: Session, org: Organization, job: TrainingJob) -> tuple[str, str]:
+def start_decision(db: Session, org: Organization,
+                   job: TrainingJob | CaptionJob) -> tuple[str, str]:
     """For a worker's claim, under the org's lock: ("start", ""), ("wait", why) or
     ("refuse", why). Starting reserves the job's expected GPU seconds (the caller writes
     ``gpu_seconds_reserved`` with the state change)."""

@@ -18,7 +18,7 @@ import anyio
 
 from app.core.stream_limits import Lease
 from app.jobs import feeds
-from app.jobs.feeds import Snapshot
+from app.jobs.feeds import Reader, Snapshot, read_snapshot
 
 POLL_S = 0.5
 KEEPALIVE_S = 15.0
@@ -58,16 +58,17 @@ class _Seen:
         return out
 
 
-async def stream(job_id: str, *, poll_s: float = POLL_S,
-                 lease: Lease | None = None) -> AsyncIterator[str]:
+async def stream(job_id: str, *, poll_s: float = POLL_S, lease: Lease | None = None,
+                 reader: Reader = read_snapshot) -> AsyncIterator[str]:
     """Async: an open stream waits on the event loop, holding no worker thread, database
     session or pooled connection. ``lease`` (its slot under the stream caps) is released when
     the stream ends for any reason, the client going away included (the response task is
-    cancelled and ``finally`` runs)."""
+    cancelled and ``finally`` runs). ``reader`` reads the job (a caption job's is
+    app/captioning/events.py)."""
     seen = _Seen()
     event_id = version = 0
     started = last_sent = time.monotonic()
-    feed = feeds.join(job_id, poll_s)
+    feed = feeds.join(job_id, poll_s, reader)
     try:
         yield "retry: 2000\n\n"
         while time.monotonic() - started < MAX_STREAM_S:

@@ -67,9 +67,12 @@ def read_snapshot(job_id: str) -> Snapshot | None:
         )
 
 
+Reader = Callable[[str], "Snapshot | None"]  # one short read of a job (caption jobs have theirs)
+
+
 class Feed:
-    def __init__(self, job_id: str, poll_s: float) -> None:
-        self.job_id, self.poll_s = job_id, poll_s
+    def __init__(self, job_id: str, poll_s: float, reader: Reader = read_snapshot) -> None:
+        self.job_id, self.poll_s, self.reader = job_id, poll_s, reader
         self.snapshot: Snapshot | None = None
         self.version = 0  # bumped after every read; 0 = not read yet
         self.members = 0
@@ -103,7 +106,7 @@ class Feed:
         async with _waiter(self.job_id, self.poll_s) as wait:
             while True:
                 try:
-                    snapshot = await anyio.to_thread.run_sync(read_snapshot, self.job_id)
+                    snapshot = await anyio.to_thread.run_sync(self.reader, self.job_id)
                 except Exception:  # the database hiccuped: keep the streams, read again later
                     log.exception("reading job %s for its event streams failed", self.job_id)
                 else:
@@ -116,12 +119,12 @@ class Feed:
 _feeds: dict[tuple[int, str], Feed] = {}
 
 
-def join(job_id: str, poll_s: float) -> Feed:
+def join(job_id: str, poll_s: float, reader: Reader = read_snapshot) -> Feed:
     """The job's running feed in this event loop, or a new one."""
     key = (id(asyncio.get_running_loop()), job_id)
     feed = _feeds.get(key)
     if feed is None or not feed.running:
-        feed = _feeds[key] = Feed(job_id, poll_s)
+        feed = _feeds[key] = Feed(job_id, poll_s, reader)
         feed.start()
     feed.members += 1
     return feed

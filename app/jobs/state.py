@@ -13,6 +13,9 @@ States never go backwards, and a cancel and a finish race cleanly (``finish``):
   the cancel answers 409 "Job already succeeded" (or failed/cancelled).
 A job the worker stops for the org's GPU quota ends ``cancelled`` with ``error`` saying
 "GPU quota reached: ..." (its saved checkpoints stay finalizable).
+
+Caption jobs (app/captioning) follow the same machine without ``finalized``: ``model`` names
+the table.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from app.models import TrainingJob
+from app.models import CaptionJob, TrainingJob
+
+QueuedJob = TrainingJob | CaptionJob  # the kinds of job the GPU queue runs
 
 ACTIVE = ("queued", "running", "cancelling")
 TERMINAL = ("succeeded", "finalized", "cancelled", "failed")
@@ -36,30 +41,32 @@ def now() -> datetime:
 
 
 def transition(
-    db: Session, job_id: str, from_statuses: Iterable[str], to_status: str, **values: Any
+    db: Session, job_id: str, from_statuses: Iterable[str], to_status: str, *,
+    model: type[QueuedJob] = TrainingJob, **values: Any
 ) -> bool:
     """Move the job to ``to_status`` only if it is in ``from_statuses``; True when it moved."""
     result = db.execute(
-        update(TrainingJob)
-        .where(TrainingJob.id == job_id, TrainingJob.status.in_(tuple(from_statuses)))
+        update(model)
+        .where(model.id == job_id, model.status.in_(tuple(from_statuses)))
         .values(status=to_status, **values)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def finish(db: Session, job_id: str, worker_id: str, outcome: str, **values: Any) -> str | None:
+def finish(db: Session, job_id: str, worker_id: str, outcome: str, *,
+           model: type[QueuedJob] = TrainingJob, **values: Any) -> str | None:
     """The worker's end of a run: ``outcome`` (succeeded, failed or cancelled) from ``running``,
     else ``cancelled`` from ``cancelling`` (a cancel answered 200 came first). Only the worker
     that owns the job moves it. Returns the state it ended in, or None when it was not ours."""
-    owned = (TrainingJob.id == job_id) & (TrainingJob.worker_id == worker_id)
+    owned = (model.id == job_id) & (model.worker_id == worker_id)
     sources = ["running", "cancelling"] if outcome == "cancelled" else ["running"]
     # A cancel that came first ends the job cancelled, without the run's failure message.
     plain = {k: v for k, v in values.items() if k != "error" or outcome == "cancelled"}
     for status, from_statuses, vals in ((outcome, sources, values),
                                         ("cancelled", ["cancelling"], plain)):
         moved = db.execute(
-            update(TrainingJob).where(owned, TrainingJob.status.in_(from_statuses))
+            update(model).where(owned, model.status.in_(from_statuses))
             .values(status=status, **vals).execution_options(synchronize_session=False))
         if moved.rowcount:  # type: ignore[attr-defined]
             return status

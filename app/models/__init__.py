@@ -1,6 +1,7 @@
 """Every ORM model, imported here so Alembic and the app see one complete MetaData."""
 
 from app.models.base import Base
+from app.models.captioning import CAPTIONER_KINDS, Captioner, CaptionJob, CaptionSuggestion
 from app.models.datasets import Dataset, DatasetItem, PendingUpload
 from app.models.identity import (
     ROLES,
@@ -35,5 +36,6 @@ __all__ = [
     "Organization", "User", "UserSession", "Invitation", "PasswordReset",
     "AuditEvent", "IdempotencyRecord", "WebhookDelivery",
     "WebhookEndpoint", "Model", "ModelLink", "JOB_STATUSES", "JOB_TYPES", "BaseModel", "Checkpoint",
-    "JobLogLine", "JobMetric", "TrainingJob", "ValidationImage",
+    "JobLogLine", "JobMetric", "TrainingJob", "ValidationImage", "CAPTIONER_KINDS",
+    "CaptionJob", "Captioner", "CaptionSuggestion",
 ]

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, org_fk, utcnow
+
+if TYPE_CHECKING:
+    from app.models.captioning import CaptionSuggestion
 
 
 class Dataset(IdMixin, Base):
@@ -34,6 +38,10 @@ class DatasetItem(IdMixin, Base):
     height: Mapped[int] = mapped_column(Integer)
     bytes: Mapped[int] = mapped_column(BigInteger)
     caption: Mapped[str | None] = mapped_column(Text)
+    # Loaded with every item (one IN query per batch), so item responses carry it for free;
+    # setting it to None deletes the row (accept, discard).
+    suggestion: Mapped[CaptionSuggestion | None] = relationship(
+        lazy="selectin", cascade="all, delete-orphan", passive_deletes=True)
 
 
 class PendingUpload(IdMixin, Base):

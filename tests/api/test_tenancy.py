@@ -22,6 +22,8 @@ def _world(tenant: Tenant) -> dict[str, str]:
     from app.core.db import session_scope
     from app.models import (
         ApiKey,
+        CaptionJob,
+        CaptionSuggestion,
         Checkpoint,
         Dataset,
         DatasetItem,
@@ -53,7 +55,14 @@ def _world(tenant: Tenant) -> dict[str, str]:
         invitation = Invitation(org_id=org, email="invitee@example.com", role="member",
                                 token_hash=secrets.token_hex(32),
                                 expires_at=datetime.now(UTC) + timedelta(days=1))
-        db.add_all([ckpt, model, hook, invitation])
+        # Ended, so its event stream ends at once; its suggestion is what accept/discard name.
+        caption_job = CaptionJob(org_id=org, dataset_id=ds.id, captioner="tiny", mode="all",
+                                 style="tags", item_ids=[item.id], status="succeeded",
+                                 progress_total=1, progress_done=1)
+        db.add_all([ckpt, model, hook, invitation, caption_job])
+        db.flush()
+        db.add(CaptionSuggestion(item_id=item.id, org_id=org, dataset_id=ds.id,
+                                 caption_job_id=caption_job.id, text="secret", attempt=1))
         db.flush()
         link = ModelLink(org_id=org, model_id=model.id, token_hash=secrets.token_hex(32),
                          expires_at=datetime.now(UTC) + timedelta(days=1))
@@ -66,7 +75,7 @@ def _world(tenant: Tenant) -> dict[str, str]:
             "dataset_id": ds.id, "item_id": item.id, "job_id": job.id, "model_id": model.id,
             "webhook_id": hook.id, "member_id": member.id, "key_id": key.id,
             "delivery_id": "0" * 28, "upload_id": "0" * 28, "invitation_id": invitation.id,
-            "link_id": link.id,
+            "link_id": link.id, "caption_job_id": caption_job.id,
         }
 
 

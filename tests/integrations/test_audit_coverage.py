@@ -17,7 +17,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Tenant, login, make_tenant
-from tests.integrations.world import BASE_MODEL, World, build_world, png, quiet_side_effects
+from tests.integrations.world import (
+    BASE_MODEL,
+    CAPTIONER,
+    World,
+    build_world,
+    png,
+    quiet_side_effects,
+)
 
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -127,6 +134,15 @@ def _create_job(c: Ctx) -> httpx.Response:
         "base_model": BASE_MODEL, "caption_prefix": "zkw", "max_train_steps": 4})
 
 
+def _create_caption_job(c: Ctx) -> httpx.Response:
+    # A dataset of its own: the world's dataset already has an active caption job.
+    dataset = c.call("POST", "/v1/datasets", json={"name": "to caption"}).json()
+    c.call("POST", f"/v1/datasets/{dataset['id']}/items",
+           files=[("files", ("c.png", png(4711), "image/png"))])
+    return c.call("POST", f"/v1/datasets/{dataset['id']}/caption-jobs",
+                  json={"captioner": CAPTIONER})
+
+
 Perform = Callable[[Ctx], httpx.Response]
 # (method, path) -> (expected action, how to perform it successfully)
 ACTIONS: dict[tuple[str, str], tuple[str, Perform]] = {
@@ -176,6 +192,17 @@ ACTIONS: dict[tuple[str, str], tuple[str, Perform]] = {
         "POST", "/v1/datasets/{dataset_id}/captions/bulk", json={"op": "append", "text": "x"})),
     ("POST", "/v1/datasets/{dataset_id}/captions/import"): ("dataset.captions.import",
                                                             _import_captions),
+    ("POST", "/v1/datasets/{dataset_id}/caption-jobs"): ("caption_job.create",
+                                                         _create_caption_job),
+    ("POST", "/v1/caption-jobs/{caption_job_id}/cancel"): ("caption_job.cancel", lambda c:
+        c.call("POST", "/v1/caption-jobs/{caption_job_id}/cancel")),
+    ("POST", "/v1/datasets/{dataset_id}/suggestions/accept"): (
+        "dataset.suggestions.accept", lambda c: c.call(
+            "POST", "/v1/datasets/{dataset_id}/suggestions/accept",
+            json={"items": [{"item_id": c.ids["item_id"]}]})),
+    ("POST", "/v1/datasets/{dataset_id}/suggestions/discard"): (
+        "dataset.suggestions.discard", lambda c: c.call(
+            "POST", "/v1/datasets/{dataset_id}/suggestions/discard", json={"all": True})),
     ("POST", "/v1/jobs"): ("job.create", _create_job),
     ("POST", "/v1/jobs/{job_id}/cancel"): ("job.cancel", lambda c: c.call(
         "POST", f"/v1/jobs/{c.world.queued_job_id}/cancel")),

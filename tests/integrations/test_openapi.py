@@ -110,6 +110,9 @@ OPERATION_IDS = {
     "get_invitation", "accept_invitation", "request_password_reset", "complete_password_reset",
     "change_password", "model_usage", "create_model_link", "list_model_links",
     "revoke_model_link", "fetch_model_link_file",
+    "list_captioners", "create_caption_job", "list_caption_jobs", "get_caption_job",
+    "cancel_caption_job", "stream_caption_job_events", "list_suggestions", "accept_suggestions",
+    "discard_suggestions",
 }
 
 

@@ -14,6 +14,7 @@ from PIL import Image
 from tests.conftest import Tenant, add_user
 
 BASE_MODEL = "matrix-sd15"
+CAPTIONER = "matrix-tags"
 
 
 def png(seed: int) -> bytes:
@@ -44,12 +45,13 @@ def quiet_side_effects(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def ensure_base_model() -> None:
-    from app.cli.seed import register_base_model
+    from app.cli.seed import register_base_model, register_captioner
     from app.core.db import session_scope
 
     # Only creating a job reads it; nothing here trains, so the source need not exist.
     with session_scope() as db:
         register_base_model(db, BASE_MODEL, "/nonexistent/matrix-sd15", "sd15")
+        register_captioner(db, CAPTIONER, "/nonexistent/matrix-tags", "tags")
 
 
 def _job(org_id: str, status: str) -> str:
@@ -62,6 +64,22 @@ def _job(org_id: str, status: str) -> str:
                           dataset_snapshot=[], status=status, total_steps=4)
         db.add(job)
         db.flush()
+        return job.id
+
+
+def _caption_job(org_id: str, dataset_id: str, item_id: str) -> str:
+    """A queued caption job on the dataset, with a suggestion for the item (to accept)."""
+    from app.core.db import session_scope
+    from app.models import CaptionJob, CaptionSuggestion
+
+    with session_scope() as db:
+        job = CaptionJob(org_id=org_id, dataset_id=dataset_id, captioner=CAPTIONER,
+                         mode="uncaptioned", style="tags", item_ids=[item_id], status="queued",
+                         progress_total=1)
+        db.add(job)
+        db.flush()
+        db.add(CaptionSuggestion(item_id=item_id, org_id=org_id, dataset_id=dataset_id,
+                                 caption_job_id=job.id, text="1girl, solo", attempt=1))
         return job.id
 
 
@@ -116,6 +134,7 @@ def build_world(client: TestClient, tenant: Tenant) -> World:
         "delivery_id": _delivery(tenant.org_id, webhook["id"]), "key_id": spare_key["id"],
         "member_id": member["id"], "invitation_id": invitation["id"],
         "token": invitation["url"].rsplit("/", 1)[-1],
+        "caption_job_id": _caption_job(tenant.org_id, dataset["id"], items[0]["id"]),
     }
     return World(ids=ids, finalizable_job_id=finalizable.job_id,
                  failed_job_id=_job(tenant.org_id, "failed"),

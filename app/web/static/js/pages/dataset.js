@@ -1,6 +1,7 @@
 import { api } from '../api.js';
 import { $, fmtAgo, fmtBytes, h } from '../dom.js';
 import { CaptionEditor } from '../captions.js';
+import { SuggestionPanel } from '../suggestions.js';
 import { clearErrors, confirmDialog, openDialog, showErrors, toast } from '../ui.js';
 import { Uploader, wireDropzone } from '../upload.js';
 
@@ -36,13 +37,17 @@ async function header() {
   }
 }
 
-const editor = new CaptionEditor(root, id, { canWrite, onChange: () => header() });
+const editor = new CaptionEditor(root, id, { canWrite, onChange: () => { header(); suggestions.syncFromEditor(); } });
+const suggestions = new SuggestionPanel(root, id, {
+  canWrite, editor, onAccepted: async () => { await Promise.all([header(), editor.load()]); suggestions.syncFromEditor(); },
+});
 
 if (canWrite) {
   const uploader = new Uploader(root, id, {
     onDone: async ({ added, rejected }) => {
       toast(`${added} image${added === 1 ? '' : 's'} added${rejected ? `, ${rejected} not added` : ''}`, rejected && !added ? 'error' : 'success');
       await Promise.all([header(), editor.load()]);
+      suggestions.syncFromEditor();
     },
   });
   wireDropzone(root, uploader);
@@ -81,4 +86,9 @@ if (dsDialog) {
   });
 }
 
-header().then((d) => { if (d) editor.load(); });
+header().then(async (d) => {
+  if (!d) return;
+  await editor.load();
+  suggestions.syncFromEditor();
+  await suggestions.init();
+});

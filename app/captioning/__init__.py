@@ -1,0 +1,1 @@
+"""Auto-captioning: caption jobs on the GPU queue leave suggestions a person reviews."""
