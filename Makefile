@@ -49,6 +49,7 @@ bench: install-dev services
 	$(BIN)/python bench/train_throughput.py --tiny
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/stream_load.py
+	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/first_job.py
 
 clean:
