@@ -247,32 +247,39 @@ def run_atelier(method: str, args: argparse.Namespace) -> dict[str, Any]:
     return _summary(record["seconds"], record["last_step_at"] - launched, rss, record["gpu_gb"])
 
 
+def make_model(path: Path, size: str) -> None:
+    """The peer folder's own random SD1.5-shaped model (`tiny` or `sd15`), once per folder."""
+    if not (path / "model_index.json").exists():
+        builder = str(PEER_DIR / "make_model.py")
+        subprocess.run([sys.executable, builder, str(path), "--size", size], check=True)
+
+
+def make_data(folder: Path, count: int, size: int) -> None:
+    """The peer folder's synthetic images (metadata.jsonl with a `text` column), and the same
+    images alone in a sibling folder: textual_inversion.py opens every file of its folder."""
+    if not (folder / "metadata.jsonl").exists():
+        builder = str(PEER_DIR / "make_data.py")
+        subprocess.run([sys.executable, builder, str(folder), str(count), str(size)], check=True)
+    prepare_ti_folder(folder)
+
+
+def prepare_ti_folder(data: Path) -> None:
+    images = ti_folder(data)
+    if not images.exists():
+        images.mkdir()
+        for png in data.glob("*.png"):
+            os.link(png, images / png.name)
+
+
 def prepare_inputs(args: argparse.Namespace) -> None:
-    """Build the model and images with the peer folder's own builders (once per folder)."""
     size = "tiny" if args.smoke else "sd15"
     if args.model is None:
         args.model = Path(tempfile.gettempdir()) / f"atelier-peer-{size}"
-    if not (args.model / "model_index.json").exists():
-        subprocess.run(
-            [sys.executable, str(PEER_DIR / "make_model.py"), str(args.model), "--size", size],
-            check=True, capture_output=True,
-        )  # fmt: skip
+    make_model(args.model, size)
     if args.data is None:
-        args.data = (
-            Path(tempfile.gettempdir()) / f"atelier-peer-data-{args.images}-{args.resolution}"
-        )
-    if not (args.data / "metadata.jsonl").exists():
-        subprocess.run(
-            [sys.executable, str(PEER_DIR / "make_data.py"), str(args.data), str(args.images),
-             str(args.resolution)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-    # textual_inversion.py opens every file of its folder as an image: give it the images alone.
-    images = ti_folder(args.data)
-    if not images.exists():
-        images.mkdir()
-        for png in args.data.glob("*.png"):
-            os.link(png, images / png.name)
+        name = f"atelier-peer-data-{args.images}-{args.resolution}"
+        args.data = Path(tempfile.gettempdir()) / name
+    make_data(args.data, args.images, args.resolution)
 
 
 def ti_folder(data: Path) -> Path:
