@@ -216,8 +216,12 @@ def run_peer(model: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
     cuda = torch.cuda.is_available()
     rows = []
     for method in args.peer_methods:
-        rows.append({"method": method, **peer_compare.run_peer(method, peer_args, cuda)})
-        rows[-1]["images_per_s"] = shape["batch"] / rows[-1]["step_s"]
+        try:
+            row = {"method": method, **peer_compare.run_peer(method, peer_args, cuda)}
+        except RuntimeError as error:  # e.g. a package the peer needs: keep the engine's rows
+            print(f"peer {method} failed: {error}", flush=True)
+            continue
+        rows.append({**row, "images_per_s": shape["batch"] / row["step_s"]})
     return rows
 
 
