@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # torch first and pinned: the CPU wheel here; anything else would pull gigabytes of CUDA.
 TORCH   ?= torch==2.13.0
 
-.PHONY: run test install install-dev system-deps services lint bench clean
+.PHONY: run test install install-dev install-bench system-deps services lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,8 +23,13 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.run-installed
 	$(BIN)/pip install -q -e '.[worker,dev]'
 	touch $@
 
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.dev-installed
+	$(BIN)/pip install -q -e '.[worker,dev,bench]'
+	touch $@
+
 install: $(VENV)/.run-installed
 install-dev: $(VENV)/.dev-installed
+install-bench: $(VENV)/.bench-installed
 
 ## make run: embedded all-in-one (SQLite, local storage, no servers) with a demo org whose
 ## random password is printed once (or `make run DEMO_PASSWORD=...` to choose it).
@@ -45,10 +50,13 @@ services:
 lint: install-dev
 	$(BIN)/ruff check app worker tests bench
 
-bench: install-dev services
+bench: install-bench services
 	$(BIN)/python bench/train_throughput.py --tiny
+	$(BIN)/python bench/peer_compare.py --smoke
+	OUT=test-artifacts/gpu-smoke PYTHON=$(BIN)/python bash bench/gpu/run.sh --smoke
 	$(BIN)/python bench/dispatch.py
 	$(BIN)/python bench/stream_load.py
+	$(BIN)/python bench/api_load.py
 	$(BIN)/python bench/first_job.py
 
 clean:

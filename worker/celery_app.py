@@ -6,12 +6,16 @@ one task at a time (prefetch 1: one job per GPU), and a task whose worker died i
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from app.core.settings import get_settings
 
 GPU_QUEUE = "gpu"
 DEFAULT_QUEUE = "default"
+SQLITE_BROKER = "sqla+sqlite:"
+WAKE_TRANSPORT = "worker.broker_wake:Transport"
 
 
 def result_backend_for(broker_url: str) -> str:
@@ -21,9 +25,21 @@ def result_backend_for(broker_url: str) -> str:
     return broker_url
 
 
+class AtelierCelery(Celery):
+    """Celery whose SQLite broker connections use the wake-up transport (worker/broker_wake.py).
+
+    Decided per connection from the URL, so a broker URL changed later (tests, operators)
+    still gets the transport its scheme names."""
+
+    def _connection(self, url: Any, **kwargs: Any) -> Any:
+        if isinstance(url, str) and url.startswith(SQLITE_BROKER) and not kwargs.get("transport"):
+            url, kwargs["transport"] = url.removeprefix("sqla+"), WAKE_TRANSPORT
+        return super()._connection(url, **kwargs)
+
+
 def make_celery() -> Celery:
     s = get_settings()
-    app = Celery(
+    app = AtelierCelery(
         "atelier", broker=s.broker_url, backend=result_backend_for(s.broker_url),
         include=["worker.tasks", "worker.webhook_tasks", "worker.cleanup_tasks"],
     )

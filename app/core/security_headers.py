@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.settings import Settings, get_settings
 
@@ -72,14 +73,28 @@ def headers_for(path: str, content_type: str, settings: Settings) -> dict[str, s
     return headers
 
 
+class SecurityHeaders:
+    """Plain ASGI middleware: sets what the answer lacks when its headers go out."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                found = headers_for(scope["path"], headers.get("content-type", ""),
+                                    get_settings())
+                for name, value in found.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def install_security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        found = headers_for(request.url.path, response.headers.get("content-type", ""),
-                            get_settings())
-        for name, value in found.items():
-            response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(SecurityHeaders)

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".atelier"), description="Root of every embedded location.")
     database_url: str = Field("", description="SQLAlchemy URL; default SQLite in data_dir.")
     broker_url: str = Field("", description="Celery broker; default SQLAlchemy over SQLite.")
+    broker_poll_interval_s: float = Field(
+        1.0, gt=0, description="SQLite broker: how often an idle worker polls when no wake-up "
+        "reaches it (publishers wake it at once; this is the fallback)."
+    )
     redis_url: str = Field("", description="Redis for events and rate limits (optional).")
     storage_url: str = Field("", description="`file:///path` or `s3://bucket[/prefix]`.")
     s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO, moto).")

@@ -68,41 +68,44 @@ def _aware(dt: datetime | None) -> datetime | None:
 
 def _from_api_key(db: Session, raw: str) -> Principal:
     prefix = parse_api_key(raw)
-    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
-    if key is None or not matches(key.key_hash, raw):
+    # One round trip for the key, its org and its creator's current role: this runs on every
+    # API-key request. The joins are on the key's own org, so no other org's row can come back.
+    row = db.execute(
+        select(ApiKey, Organization, Membership.role, User.is_active)
+        .join(Organization, Organization.id == ApiKey.org_id)
+        .outerjoin(Membership, (Membership.org_id == ApiKey.org_id)
+                   & (Membership.user_id == ApiKey.created_by_user_id))
+        .outerjoin(User, User.id == Membership.user_id)
+        .where(ApiKey.prefix == prefix)
+    ).first() if prefix else None
+    if row is None or not matches(row.ApiKey.key_hash, raw):
         raise Unauthorized("Invalid API key.")
+    key, org = row.ApiKey, row.Organization
     now = datetime.now(UTC)
     if key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.")
     expires = _aware(key.expires_at)
     if expires is not None and expires <= now:
         raise Unauthorized("This API key has expired.")
-    role = _key_role(db, key)
+    role = _key_role(key, row.role, row.is_active)
     last = _aware(key.last_used_at)
     if last is None or now - last > LAST_USED_RESOLUTION:
         # Written in its own short transaction that never waits (app.core.bookkeeping), not in
         # the request's, where it would hold the key's row / SQLite's write lock all request.
         if bookkeeping.mark_key_used(key.id, now, now - LAST_USED_RESOLUTION):
             set_committed_value(key, "last_used_at", now)
-    org = db.get(Organization, key.org_id)
-    assert org is not None
     # A key never exceeds the member who made it: capped by their role as it is now.
     return Principal(organization=org, type="api_key", scopes=key_grant(key.scopes, role),
                      role=role, api_key=key)
 
 
-def _key_role(db: Session, key: ApiKey) -> str:
+def _key_role(key: ApiKey, role: str | None, is_active: bool | None) -> str:
     """The creator's current role in the key's org; a key outliving its member is refused."""
     if key.created_by_user_id is None:
         return OPERATOR_KEY_ROLE
-    row = db.execute(
-        select(Membership.role, User.is_active)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.org_id == key.org_id, Membership.user_id == key.created_by_user_id)
-    ).first()
-    if row is None or not row.is_active:
+    if role is None or not is_active:
         raise Unauthorized("This API key has been revoked: its creator is no longer a member.")
-    return str(row.role)
+    return str(role)
 
 
 def _from_session(db: Session, request: Request, token: str) -> Principal:

@@ -94,13 +94,15 @@ def _redis(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 
-def _redis_hit(url: str, key: str, window_s: int, window_start: int) -> int:
-    name = f"atelier:rl:{key}:{window_start}"
+def _redis_hits(url: str, windows: list[tuple[str, int, int]]) -> list[int]:
+    """INCR + EXPIRE for each (key, window_s, window_start), all in one round trip."""
     pipe = _redis(url).pipeline()
-    pipe.incr(name)
-    pipe.expire(name, window_s + 1)  # the name carries the window, so re-arming is harmless
-    n, _ = pipe.execute()
-    return int(n)
+    for key, window_s, window_start in windows:
+        name = f"atelier:rl:{key}:{window_start}"
+        pipe.incr(name)
+        pipe.expire(name, window_s + 1)  # the name carries the window, so re-arming is harmless
+    replies = pipe.execute()
+    return [int(n) for n in replies[::2]]
 
 
 def reset() -> None:
@@ -133,18 +135,24 @@ def _redis_failed(now: float) -> None:
 
 def hit(key: str, limit: Limit) -> tuple[bool, int]:
     """Count one request; (allowed, seconds until the window resets)."""
+    return hit_all([(key, limit)])[0]
+
+
+def hit_all(counted: list[tuple[str, Limit]]) -> list[tuple[bool, int]]:
+    """Count one request against several limits at once (one Redis round trip)."""
     now = time.time()
-    window_start = int(now // limit.window_s * limit.window_s)
-    retry_after = max(1, math.ceil(window_start + limit.window_s - now))
+    windows = [(key, limit.window_s, int(now // limit.window_s * limit.window_s))
+               for key, limit in counted]
+    counts: list[int] | None = None
     if _use_redis(now):
         try:
-            n = _redis_hit(get_settings().redis_url, key, limit.window_s, window_start)
+            counts = _redis_hits(get_settings().redis_url, windows)
         except redis.RedisError:
             _redis_failed(now)
-            n = memory.hit(key, limit.window_s, window_start)
-    else:
-        n = memory.hit(key, limit.window_s, window_start)
-    return n <= limit.count, retry_after
+    if counts is None:
+        counts = [memory.hit(*window) for window in windows]
+    return [(n <= limit.count, max(1, math.ceil(start + limit.window_s - now)))
+            for n, (_, limit), (_, _, start) in zip(counts, counted, windows, strict=True)]
 
 
 _UNDO = """local n = tonumber(redis.call('get', KEYS[1]) or '0')
@@ -188,13 +196,18 @@ def rate_limit(request: Request, db: Session = DB) -> None:
     except AppError:
         return  # bad credentials: the route itself answers 401/403
     who = "key" if principal.api_key is not None else "user"
-    for what, key, text in ((who, f"{who}:{principal.actor_id}", value("rate_limit_per_key")),
-                            ("org", f"org:{principal.org_id}", value("rate_limit_per_org"))):
-        limit = parse_limit(text)
-        if limit is None:
-            continue
-        allowed, retry_after = hit(key, limit)
+    wanted = [(what, key, parse_limit(text)) for what, key, text in (
+        (who, f"{who}:{principal.actor_id}", value("rate_limit_per_key")),
+        ("org", f"org:{principal.org_id}", value("rate_limit_per_org")))]
+    limits = [(what, key, limit) for what, key, limit in wanted if limit is not None]
+    results = hit_all([(key, limit) for _, key, limit in limits])
+    for i, ((what, _, limit), (allowed, retry_after)) in enumerate(zip(limits, results,
+                                                                        strict=True)):
         if not allowed:
+            # Counted together, but a request refused for its key must not spend its org's
+            # budget (one runaway key would stall the org's other keys).
+            for _, later_key, later in limits[i + 1:]:
+                undo(later_key, later)
             raise _exceeded(what, limit, retry_after)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.core.after_commit import defer
 from app.core.errors import Conflict, NotFound, Unprocessable
@@ -128,14 +128,17 @@ def retry_job(db: Session, principal: Principal, job: TrainingJob) -> TrainingJo
 
 
 def queue_positions(db: Session, jobs: list[TrainingJob]) -> dict[str, int]:
-    """Position in the global queue (1 = next), counting queued jobs created earlier."""
-    positions: dict[str, int] = {}
-    for job in jobs:
-        if job.status == "queued":
-            ahead = db.scalar(select(func.count()).select_from(TrainingJob).where(
-                TrainingJob.status == "queued", TrainingJob.id < job.id))
-            positions[job.id] = int(ahead or 0) + 1
-    return positions
+    """Position in the global queue (1 = next), counting queued jobs created earlier.
+    One query for a whole page (each count is a range of the (status, id) index)."""
+    queued = [job.id for job in jobs if job.status == "queued"]
+    if not queued:
+        return {}
+    earlier = aliased(TrainingJob)
+    ahead = (select(func.count()).select_from(earlier)
+             .where(earlier.status == "queued", earlier.id < TrainingJob.id)
+             .correlate(TrainingJob).scalar_subquery())
+    rows = db.execute(select(TrainingJob.id, ahead).where(TrainingJob.id.in_(queued)))
+    return {job_id: int(n or 0) + 1 for job_id, n in rows}
 
 
 def active_job_uses(db: Session, org_id: str, dataset_id: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, IdMixin, org_fk, utcnow
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class Dataset(IdMixin, Base):
     __tablename__ = "datasets"
+    __table_args__ = (Index("ix_datasets_org_id_id", "org_id", "id"),)  # the list's cursor
 
     org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))

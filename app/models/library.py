@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, org_fk
@@ -14,7 +14,8 @@ class Model(IdMixin, Base):
 
     __tablename__ = "models"
     # Names travel (file names, prompts, "which one was it?"): one name, one model per org.
-    __table_args__ = (UniqueConstraint("org_id", "name"),)
+    __table_args__ = (UniqueConstraint("org_id", "name"),
+                      Index("ix_models_org_id_id", "org_id", "id"))  # the list's cursor
 
     org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))

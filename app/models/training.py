@@ -3,7 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.models.base import Base, IdMixin, org_fk
@@ -32,6 +42,9 @@ class BaseModel(IdMixin, Base):
 
 class TrainingJob(IdMixin, Base):
     __tablename__ = "training_jobs"
+    # Lists page an org's jobs by id (cursor); queue positions count queued jobs by id.
+    __table_args__ = (Index("ix_training_jobs_org_id_id", "org_id", "id"),
+                      Index("ix_training_jobs_status_id", "status", "id"))
 
     org_id: Mapped[str] = org_fk()
     dataset_id: Mapped[str | None] = mapped_column(

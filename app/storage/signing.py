@@ -17,6 +17,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
+from itsdangerous.url_safe import URLSafeSerializerMixin
 
 from app.storage.base import InvalidKey, validate_key
 
@@ -45,11 +47,18 @@ class Grant:
     filename: str | None = None
 
 
+class _Serializer(URLSafeTimedSerializer):
+    def dump_payload(self, obj: Any) -> bytes:
+        # Without the zlib attempt: these payloads are a few dozen bytes, and trying to
+        # compress each one was a large part of a list page's presigning. loads() reads both.
+        return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
+
+
 class UrlSigner:
     def __init__(self, secret_key: str) -> None:
         if not secret_key:
             raise ValueError("a secret key is required to sign storage URLs")
-        self._serializer = URLSafeTimedSerializer(secret_key)
+        self._serializer = _Serializer(secret_key)
 
     def sign(
         self,

@@ -25,10 +25,12 @@ from worker.training.noise import step_generator
 from worker.training.optim import build_lr_scheduler, build_optimizer
 from worker.training.progress import ProgressReporter
 from worker.training.runtime import (
+    compile_requested,
     enable_fast_math,
     fit_cpu_threads,
     pick_device,
     seed_everything,
+    use_channels_last,
     weight_dtype,
 )
 from worker.training.text_encoding import PromptEncoder
@@ -58,7 +60,10 @@ def _place_models(parts: BaseModelParts, device: torch.device, dtype: torch.dtyp
         encoder.eval()
 
 
-def _configure_speed(parts: BaseModelParts, config: CommonTrainingConfig) -> None:
+def _configure_speed(
+    parts: BaseModelParts, config: CommonTrainingConfig, device: torch.device
+) -> None:
+    use_channels_last(parts.unet, parts.vae)
     if not config.use_sdpa:
         # diffusers uses SDPA by default; the classic processor is the slow, explicit fallback.
         parts.unet.set_attn_processor(AttnProcessor())
@@ -69,6 +74,10 @@ def _configure_speed(parts: BaseModelParts, config: CommonTrainingConfig) -> Non
             for encoder in parts.text_encoders:
                 encoder.gradient_checkpointing_enable()
     parts.unet.train()
+    if compile_requested(device):
+        # In place (nn.Module.compile): the module, its adapters and state-dict keys stay the
+        # same objects, so exports and validation need not know.
+        parts.unet.compile()
 
 
 class _Stopped(Exception):
@@ -111,7 +120,7 @@ class TrainingRun:
         _place_models(self.parts, self.device, self.dtype)
         fit_cpu_threads(self.device, self.parts.unet)
         groups = self.method.setup(self.parts)
-        _configure_speed(self.parts, config)
+        _configure_speed(self.parts, config, self.device)
         self.params = [p for group in groups for p in group["params"]]
         self.optimizer = build_optimizer(groups, config, self.device)
         self.scheduler = build_lr_scheduler(self.optimizer, config)

@@ -6,6 +6,8 @@ import torch
 from diffusers import AutoencoderKL
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
+from worker.training.runtime import as_channels_last
+
 
 class LatentEncoder:
     """Turns pixels into scaled latents; can cache the VAE's distribution per image."""
@@ -22,7 +24,7 @@ class LatentEncoder:
     @torch.no_grad()
     def distribution(self, pixels: torch.Tensor) -> torch.Tensor:
         """The VAE posterior's parameters (mean and log-variance stacked on channels)."""
-        pixels = pixels.to(self.device, self.vae.dtype, non_blocking=True)
+        pixels = as_channels_last(pixels.to(self.device, self.vae.dtype, non_blocking=True))
         return self.vae.encode(pixels).latent_dist.parameters.to(self.dtype)
 
     def sample(self, parameters: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -20,6 +20,7 @@ from worker.training.noise import (
     sample_timesteps,
     training_target,
 )
+from worker.training.runtime import as_channels_last
 from worker.training.text_encoding import PromptEncoder
 
 LATENT_CACHE_BATCH = 8
@@ -128,7 +129,7 @@ def batch_loss(
             conditioning = ctx.prompts.encode(captions)
         noise = sample_noise(latents, generator, ctx.config.noise_offset)
         timesteps = sample_timesteps(latents.shape[0], scheduler, generator, ctx.device)
-        noisy = scheduler.add_noise(latents, noise, timesteps)
+        noisy = as_channels_last(scheduler.add_noise(latents, noise, timesteps))
         added = None
         if time_ids is not None:
             added = {"text_embeds": conditioning.pooled, "time_ids": time_ids}
