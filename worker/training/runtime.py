@@ -54,9 +54,9 @@ the first steps wait for the compiler)."""
 
 def use_channels_last(*modules: torch.nn.Module) -> None:
     """NHWC weights for the conv-heavy UNet and VAE: oneDNN (CPU) and cuDNN (GPU) run their
-    convolutions natively in it instead of reordering per call (measured on this project's
-    2-core CPU, SD1.5 shapes at 256 px, batch 2: UNet forward+backward 27.8 -> 19.5 s,
-    VAE encode 10.8 -> 8.6 s). Same maths, only the memory layout changes."""
+    convolutions natively in it instead of reordering per call (on this project's loaded
+    2-core CPU, SD1.5 shapes at 256 px, batch 2, best of 3: UNet forward+backward 27.8 -> 19.5 s,
+    VAE encode 10.8 -> 8.6 s; see bench/README.md). Same maths, only the memory layout changes."""
     for module in modules:
         module.to(memory_format=torch.channels_last)
 
