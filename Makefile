@@ -36,8 +36,9 @@ install-bench: $(VENV)/.bench-installed
 run: install
 	$(BIN)/atelier up --host $(HOST) --port $(PORT) $(if $(DEMO_PASSWORD),--demo-password '$(DEMO_PASSWORD)')
 
-## make test: installs what tests need, starts PostgreSQL and Redis, runs the suite.
-test: install-dev system-deps services
+## make test: installs what tests need (the bench extra too: the peer smoke test runs diffusers'
+## own scripts), starts PostgreSQL and Redis, runs the suite.
+test: install-bench system-deps services
 	$(BIN)/ruff check app worker tests bench
 	$(BIN)/pytest $(PYTEST_ARGS)
 

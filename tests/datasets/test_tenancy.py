@@ -22,6 +22,11 @@ ROUTES = [
     ("POST", "/v1/datasets/{d}/captions/bulk"),
     ("POST", "/v1/datasets/{d}/captions/import"),
     ("GET", "/v1/datasets/{d}/export"),
+    ("POST", "/v1/datasets/{d}/caption-jobs"),
+    ("GET", "/v1/datasets/{d}/caption-jobs"),
+    ("GET", "/v1/datasets/{d}/suggestions"),
+    ("POST", "/v1/datasets/{d}/suggestions/accept"),
+    ("POST", "/v1/datasets/{d}/suggestions/discard"),
 ]
 
 
