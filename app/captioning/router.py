@@ -26,7 +26,7 @@ from app.captioning.schemas import (
 )
 from app.core import audit, stream_limits
 from app.core.deps import DB
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.datasets import service as datasets
 from app.datasets.deps import can_read, can_write, dataset_r, dataset_w
@@ -72,7 +72,7 @@ def create_caption_job(dataset_id: str, body: CaptionJobCreate, request: Request
 
 @router.get("/datasets/{dataset_id}/caption-jobs", response_model=Page[CaptionJobOut],
             operation_id="list_caption_jobs")
-def list_caption_jobs(dataset_id: str, page: PageParams = Depends(), db: Session = DB,
+def list_caption_jobs(dataset_id: str, page: PageParams = PAGE, db: Session = DB,
                       dataset: Dataset = Depends(dataset_r),
                       principal: Principal = Depends(can_read)) -> dict:
     stmt = scoped(CaptionJob, principal).where(CaptionJob.dataset_id == dataset.id)

@@ -6,9 +6,10 @@ Ids are time-sortable (see ``app.core.ids``), so the cursor is simply the last i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -25,18 +26,28 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
 class PageParams:
-    def __init__(
-        self,
-        limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Page size (max 200)."),
-        cursor: str | None = Query(None, description="`next_cursor` of the previous page.",
-                                   pattern="^[A-Za-z0-9]{28}$"),
-        order: Literal["desc", "asc"] = Query("desc", description="Newest first by default."),
-    ) -> None:
-        if cursor is not None and not is_valid_id(cursor):
-            raise Unprocessable("Invalid cursor.", errors=[{"loc": ["query", "cursor"],
-                                                             "msg": "invalid cursor"}])
-        self.limit, self.cursor, self.order = limit, cursor, order
+    limit: int = 50
+    cursor: str | None = None
+    order: Literal["desc", "asc"] = "desc"
+
+
+async def page_params(
+    limit: int = Query(50, ge=1, le=MAX_LIMIT, description="Page size (max 200)."),
+    cursor: str | None = Query(None, description="`next_cursor` of the previous page.",
+                               pattern="^[A-Za-z0-9]{28}$"),
+    order: Literal["desc", "asc"] = Query("desc", description="Newest first by default."),
+) -> PageParams:
+    # async: FastAPI would run a plain function (or class) dependency on the thread pool.
+    if cursor is not None and not is_valid_id(cursor):
+        raise Unprocessable("Invalid cursor.", errors=[{"loc": ["query", "cursor"],
+                                                         "msg": "invalid cursor"}])
+    return PageParams(limit, cursor, order)
+
+
+# Every list route takes its page as `page: PageParams = PAGE`.
+PAGE = Depends(page_params)
 
 
 def paginate(
@@ -45,15 +56,20 @@ def paginate(
     id_column: Any,
     params: PageParams,
     render: Callable[[Any], T],
+    *,
+    rows: bool = False,
 ) -> dict[str, Any]:
+    """A page of ``stmt`` by ``id_column``; ``rows=True`` for a statement of columns (plain
+    rows) rather than of one entity."""
     if params.cursor:
         stmt = stmt.where(id_column < params.cursor if params.order == "desc"
                           else id_column > params.cursor)
     stmt = stmt.order_by(id_column.desc() if params.order == "desc" else id_column.asc())
-    rows: Sequence[Any] = session.scalars(stmt.limit(params.limit + 1)).all()
-    more = len(rows) > params.limit
-    rows = rows[: params.limit]
+    stmt = stmt.limit(params.limit + 1)
+    found: Sequence[Any] = session.execute(stmt).all() if rows else session.scalars(stmt).all()
+    more = len(found) > params.limit
+    found = found[: params.limit]
     return {
-        "items": [render(r) for r in rows],
-        "next_cursor": rows[-1].id if more and rows else None,
+        "items": [render(r) for r in found],
+        "next_cursor": found[-1].id if more and found else None,
     }

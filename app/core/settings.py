@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         "", description="CIDRs and/or host names (comma-separated) that tenant-given URLs may "
         "reach although they are not public (development and tests only)."
     )
+    db_pool_size: int = Field(
+        10, ge=1, description="PostgreSQL: connections each process keeps open per pool."
+    )
+    db_max_overflow: int = Field(
+        20, ge=0, description="PostgreSQL: extra connections a pool may open under load. An "
+        "API process lets at most db_pool_size + db_max_overflow requests use the database at "
+        "once; the rest wait their turn without holding a thread."
+    )
     db_statement_timeout_ms: int = Field(
         30_000, ge=0, description="PostgreSQL: longest API statement (0 = none; worker exempt)."
     )

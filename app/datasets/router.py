@@ -16,7 +16,7 @@ from app.core import audit
 from app.core.db import end_reads
 from app.core.deps import DB
 from app.core.errors import PayloadTooLarge, Unprocessable
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import scoped
 from app.datasets import captions, limits, repository, service, uploads, views
 from app.datasets.deps import can_read, can_write, dataset_r, dataset_w, in_dataset, item_r, item_w
@@ -58,7 +58,7 @@ def create_dataset(body: DatasetCreate, request: Request, db: Session = DB,
 
 
 @router.get("/datasets", response_model=Page[DatasetOut], operation_id="list_datasets")
-def list_datasets(page: PageParams = Depends(), db: Session = DB,
+def list_datasets(page: PageParams = PAGE, db: Session = DB,
                   principal: Principal = Depends(can_read)) -> dict:
     result = paginate(db, scoped(Dataset, principal), Dataset.id, page, lambda d: d)
     result["items"] = views.datasets_out(db, result["items"])  # counts in one query per page
@@ -190,7 +190,7 @@ def complete_uploads(dataset_id: str, body: CompleteRequest, request: Request,
 
 @router.get("/datasets/{dataset_id}/items", response_model=Page[ItemOut],
             operation_id="list_items")
-def list_items(dataset_id: str, page: PageParams = Depends(),
+def list_items(dataset_id: str, page: PageParams = PAGE,
                uncaptioned: bool = Query(False, description="Only items without a caption."),
                db: Session = DB, dataset: Dataset = Depends(dataset_r),
                storage: Storage = Depends(get_storage)) -> dict:

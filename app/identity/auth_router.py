@@ -18,6 +18,7 @@ from app.identity.principal import (
     SESSION_COOKIE,
     Principal,
     get_principal,
+    principal_of,
 )
 from app.identity.schemas import (
     LoginIn,
@@ -117,7 +118,7 @@ def switch_org(body: SwitchOrgIn, request: Request, response: Response,
 @router.post("/auth/logout", status_code=204, operation_id="logout")
 def logout(request: Request, response: Response, db: Session = DB) -> Response:
     try:
-        principal = get_principal(request, db)
+        principal = principal_of(request, db)
     except Unauthorized:
         principal = None
     if principal is not None and principal.session is not None:

@@ -10,11 +10,16 @@ from sqlalchemy.orm import Session
 from app.core import audit
 from app.core.deps import DB
 from app.core.errors import Forbidden, Unauthorized
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity import invitations, service
 from app.identity.auth_router import open_session
-from app.identity.principal import SESSION_COOKIE, Principal, get_principal, require
+from app.identity.principal import (
+    SESSION_COOKIE,
+    Principal,
+    principal_of,
+    require,
+)
 from app.identity.schemas import (
     InvitationAccept,
     InvitationCreate,
@@ -51,7 +56,7 @@ def create_invitation(body: InvitationCreate, request: Request, tasks: Backgroun
 
 
 @router.get("/invitations", response_model=Page[InvitationOut], operation_id="list_invitations")
-def list_invitations(page: PageParams = Depends(), db: Session = DB,
+def list_invitations(page: PageParams = PAGE, db: Session = DB,
                      principal: Principal = _ADMIN) -> dict:
     stmt = scoped(Invitation, principal).where(
         Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None),
@@ -85,7 +90,7 @@ def _signed_in(request: Request, db: Session = DB) -> Principal | None:
     if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
         return None
     try:
-        principal = get_principal(request, db)
+        principal = principal_of(request, db)
     except Unauthorized:
         if "authorization" in request.headers:
             raise

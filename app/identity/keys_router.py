@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.core import audit
 from app.core.deps import DB
 from app.core.errors import Forbidden
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity import service
 from app.identity.principal import (
@@ -30,7 +30,7 @@ _api_key = path_object(ApiKey, "key_id", what="API key", scope="admin")
 # --- API keys ---------------------------------------------------------------------------------
 
 @router.get("/api-keys", response_model=Page[ApiKeyOut], operation_id="list_api_keys")
-def list_api_keys(page: PageParams = Depends(), db: Session = DB,
+def list_api_keys(page: PageParams = PAGE, db: Session = DB,
                   principal: Principal = Depends(require("admin"))) -> dict:
     return paginate(db, scoped(ApiKey, principal), ApiKey.id, page, ApiKeyOut.model_validate)
 

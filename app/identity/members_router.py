@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.core import audit
 from app.core.deps import DB
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity.authorization import check_role_change, check_see_members, revoke_keys_of
 from app.identity.invitations_router import invite
@@ -35,7 +35,7 @@ def _member_out(m: Membership) -> MemberOut:
 
 
 @router.get("/members", response_model=Page[MemberOut], operation_id="list_members")
-def list_members(page: PageParams = Depends(), db: Session = DB,
+def list_members(page: PageParams = PAGE, db: Session = DB,
                  principal: Principal = Depends(get_principal)) -> dict:
     check_see_members(principal)  # emails: any member signed in; a key needs 'admin'
     return paginate(db, scoped(Membership, principal), Membership.id, page, _member_out)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -66,18 +67,23 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
+# Built once: constructing this four-table statement (and its cache key) on every request cost
+# more than running it.
+_KEY_LOOKUP = (
+    select(ApiKey, Organization, Membership.role, User.is_active)
+    .join(Organization, Organization.id == ApiKey.org_id)
+    .outerjoin(Membership, (Membership.org_id == ApiKey.org_id)
+               & (Membership.user_id == ApiKey.created_by_user_id))
+    .outerjoin(User, User.id == Membership.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def _from_api_key(db: Session, raw: str) -> Principal:
     prefix = parse_api_key(raw)
     # One round trip for the key, its org and its creator's current role: this runs on every
     # API-key request. The joins are on the key's own org, so no other org's row can come back.
-    row = db.execute(
-        select(ApiKey, Organization, Membership.role, User.is_active)
-        .join(Organization, Organization.id == ApiKey.org_id)
-        .outerjoin(Membership, (Membership.org_id == ApiKey.org_id)
-                   & (Membership.user_id == ApiKey.created_by_user_id))
-        .outerjoin(User, User.id == Membership.user_id)
-        .where(ApiKey.prefix == prefix)
-    ).first() if prefix else None
+    row = db.execute(_KEY_LOOKUP, {"prefix": prefix}).first() if prefix else None
     if row is None or not matches(row.ApiKey.key_hash, raw):
         raise Unauthorized("Invalid API key.")
     key, org = row.ApiKey, row.Organization
@@ -135,7 +141,17 @@ def _from_session(db: Session, request: Request, token: str) -> Principal:
     )
 
 
-def get_principal(request: Request, db: Session = DB) -> Principal:
+async def get_principal(request: Request, db: Session = DB) -> Principal:
+    """The dependency: async, so a principal already resolved for this request (the rate
+    limiter resolves it first) costs no trip to the thread pool."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(principal_of, request, db)
+
+
+def principal_of(request: Request, db: Session) -> Principal:
+    """Resolve (once per request) the API key or session behind ``request``."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
@@ -159,7 +175,7 @@ def get_principal(request: Request, db: Session = DB) -> Principal:
 def require(scope: str, *, min_role: str | None = None):  # type: ignore[no-untyped-def]
     """Declare per endpoint which scope (and, for users, which role) it needs."""
 
-    def dependency(principal: Principal = Depends(get_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(get_principal)) -> Principal:
         authorize(principal, scope, min_role)  # the rules live in app.identity.authorization
         return principal
 

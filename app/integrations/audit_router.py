@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.core.deps import DB
 from app.core.errors import Unprocessable
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import scoped
 from app.identity.principal import Principal, require
 from app.integrations.schemas import AuditEventOut
@@ -31,7 +31,7 @@ def _utc(dt: datetime) -> datetime:
                422: {"description": "Invalid filter"}, 429: {"description": "Rate limited"}},
 )
 def list_audit_events(
-    page: PageParams = Depends(),
+    page: PageParams = PAGE,
     action: str | None = Query(None, max_length=100,
                                description="Exact action, or a prefix ending in '.*' "
                                            "(e.g. `webhook.*`)."),

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.core.deps import DB
 from app.core.errors import AppError, TooManyRequests
 from app.core.settings import get_settings
-from app.identity.principal import SESSION_COOKIE, get_principal
+from app.identity.principal import SESSION_COOKIE, principal_of
 from app.integrations.config import value
 
 log = logging.getLogger("atelier.ratelimit")
@@ -192,7 +192,7 @@ def rate_limit(request: Request, db: Session = DB) -> None:
     if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
         return
     try:
-        principal = get_principal(request, db)  # cached on request.state for the route
+        principal = principal_of(request, db)  # cached on request.state for the route
     except AppError:
         return  # bad credentials: the route itself answers 401/403
     who = "key" if principal.api_key is not None else "user"

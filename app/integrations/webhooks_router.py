@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.core import audit
 from app.core.deps import DB
 from app.core.errors import Conflict
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import get_scoped, path_object, scoped
 from app.identity.principal import Principal, require
 from app.integrations import webhooks
@@ -37,7 +37,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.get("/webhooks", response_model=Page[WebhookOut], operation_id="list_webhooks",
             responses=_ERRORS)
-def list_webhooks(page: PageParams = Depends(), db: Session = DB,
+def list_webhooks(page: PageParams = PAGE, db: Session = DB,
                   principal: Principal = Depends(require("admin"))) -> dict[str, Any]:
     return paginate(db, scoped(WebhookEndpoint, principal), WebhookEndpoint.id, page,
                     WebhookOut.model_validate)
@@ -89,7 +89,7 @@ def delete_webhook(webhook_id: str, request: Request, db: Session = DB,
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=Page[DeliveryOut],
             operation_id="list_webhook_deliveries", responses=_ERRORS)
-def list_deliveries(webhook_id: str, page: PageParams = Depends(),
+def list_deliveries(webhook_id: str, page: PageParams = PAGE,
                     status: DeliveryStatus | None = Query(None, description="Only this status."),
                     db: Session = DB,
                     principal: Principal = Depends(require("admin")),

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.core.tenancy import scoped_columns
+from app.identity.principal import Principal
 from app.jobs.schemas import (
     CheckpointOut,
     FileOut,
@@ -16,9 +20,20 @@ from app.models import Checkpoint, TrainingJob, ValidationImage
 from app.storage.base import Storage
 
 URL_TTL_S = 3600
+# A job as read by list pages: plain rows (no ORM objects to build and track, which cost more
+# than the query), and each dataset snapshot counted in the database instead of loaded
+# (every image's key and caption) only to be counted. job_out() renders rows and objects alike.
+Job = TrainingJob | Row[Any]
 
 
-def eta_seconds(job: TrainingJob) -> float | None:
+def job_rows(principal: Principal) -> Select[Any]:
+    columns = [getattr(TrainingJob, attr.key) for attr in TrainingJob.__mapper__.column_attrs
+               if attr.key != "dataset_snapshot"]
+    item_count = func.json_array_length(TrainingJob.dataset_snapshot).label("item_count")
+    return scoped_columns(TrainingJob, principal, *columns, item_count)
+
+
+def eta_seconds(job: Job) -> float | None:
     """Seconds left from the worker's smoothed rate (worker/runner/reporter.py); None while
     there is no rate yet or the job is in a phase before training (estimating)."""
     if job.status != "running" or not job.images_per_second:
@@ -33,7 +48,7 @@ def eta_seconds(job: TrainingJob) -> float | None:
     return round(left, 1)
 
 
-def validations_after(job: TrainingJob) -> int:
+def validations_after(job: Job) -> int:
     """Validations still due after the current step (every N steps, and the last step)."""
     every = job.config.get("validate_every_n_steps")
     done, total = job.progress_step, job.total_steps
@@ -43,7 +58,7 @@ def validations_after(job: TrainingJob) -> int:
     return len(due)
 
 
-def progress_out(job: TrainingJob) -> Progress:
+def progress_out(job: Job) -> Progress:
     total = job.total_steps or 1
     running = job.status in ("running", "cancelling")
     return Progress(step=job.progress_step, total_steps=job.total_steps, loss=job.loss,
@@ -55,7 +70,7 @@ def progress_out(job: TrainingJob) -> Progress:
                     gpu_seconds=round(job.gpu_seconds or 0.0, 1))
 
 
-def job_out(job: TrainingJob, queue_position: int | None = None) -> JobOut:
+def job_out(job: Job, queue_position: int | None = None) -> JobOut:
     return JobOut(
         id=job.id, name=job.name, type=job.type, status=job.status,  # type: ignore[arg-type]
         base_model=job.base_model, architecture=job.architecture, template=job.template,
@@ -63,17 +78,25 @@ def job_out(job: TrainingJob, queue_position: int | None = None) -> JobOut:
         progress=progress_out(job),
         queue_position=queue_position if job.status == "queued" else None,
         error=job.error, attempts=job.attempts, gpu_seconds=round(job.gpu_seconds, 2),
-        retry_of=job.retry_of_id, item_count=len(job.dataset_snapshot),
+        retry_of=job.retry_of_id, item_count=_item_count(job),
         created_at=job.created_at, started_at=job.started_at, finished_at=job.finished_at,
     )
 
 
+def _item_count(job: Job) -> int:
+    return job.item_count if isinstance(job, Row) else len(job.dataset_snapshot)
+
+
+# Built once (see app.core.tenancy._by_id); the job was loaded within the caller's org.
+_CHECKPOINTS = select(Checkpoint).where(Checkpoint.job_id == bindparam("job_id"))
+_VALIDATION_IMAGES = (select(ValidationImage).where(ValidationImage.job_id == bindparam("job_id"))
+                      .order_by(ValidationImage.prompt_index, ValidationImage.image_index))
+
+
 def checkpoints_out(db: Session, storage: Storage, job: TrainingJob) -> list[CheckpointOut]:
-    checkpoints = {c.step: c for c in db.scalars(
-        select(Checkpoint).where(Checkpoint.job_id == job.id))}
+    checkpoints = {c.step: c for c in db.scalars(_CHECKPOINTS, {"job_id": job.id})}
     images: dict[int, list[ValidationImage]] = {}
-    for img in db.scalars(select(ValidationImage).where(ValidationImage.job_id == job.id)
-                          .order_by(ValidationImage.prompt_index, ValidationImage.image_index)):
+    for img in db.scalars(_VALIDATION_IMAGES, {"job_id": job.id}):
         images.setdefault(img.step, []).append(img)
     rows = []
     for step in sorted(set(checkpoints) | set(images)):

@@ -9,13 +9,13 @@ from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency, stream_limits
 from app.core.deps import DB
-from app.core.pagination import Page, PageParams, paginate
-from app.core.tenancy import path_object, scoped
+from app.core.pagination import PAGE, Page, PageParams, paginate
+from app.core.tenancy import path_object
 from app.identity.principal import Principal, require
 from app.integrations import quotas
 from app.jobs import events, service
 from app.jobs.deletion import router as deletion_router
-from app.jobs.rendering import checkpoints_out, job_out
+from app.jobs.rendering import checkpoints_out, job_out, job_rows
 from app.jobs.schemas import (
     BaseModelOut,
     CheckpointOut,
@@ -72,13 +72,13 @@ def create_job(body: JobCreate, request: Request, db: Session = DB,
 
 
 @router.get("/jobs", response_model=Page[JobOut], operation_id="list_jobs")
-def list_jobs(status: JobStatus | None = Query(None), page: PageParams = Depends(),
+def list_jobs(status: JobStatus | None = Query(None), page: PageParams = PAGE,
               db: Session = DB,
               principal: Principal = Depends(require("jobs:read"))) -> dict:
-    stmt = scoped(TrainingJob, principal)
+    stmt = job_rows(principal)
     if status:
         stmt = stmt.where(TrainingJob.status == status)
-    result = paginate(db, stmt, TrainingJob.id, page, lambda j: j)
+    result = paginate(db, stmt, TrainingJob.id, page, lambda j: j, rows=True)
     positions = service.queue_positions(db, result["items"])
     result["items"] = [job_out(j, positions.get(j.id)) for j in result["items"]]
     return result

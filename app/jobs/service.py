@@ -7,9 +7,10 @@ dataset-delete always ends with one clean winner (app/integrations/quotas.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.core.after_commit import defer
@@ -127,17 +128,28 @@ def retry_job(db: Session, principal: Principal, job: TrainingJob) -> TrainingJo
     return new
 
 
-def queue_positions(db: Session, jobs: list[TrainingJob]) -> dict[str, int]:
-    """Position in the global queue (1 = next), counting queued jobs created earlier.
-    One query for a whole page (each count is a range of the (status, id) index)."""
-    queued = [job.id for job in jobs if job.status == "queued"]
-    if not queued:
-        return {}
+def _queue_positions_stmt() -> Any:
     earlier = aliased(TrainingJob)
     ahead = (select(func.count()).select_from(earlier)
              .where(earlier.status == "queued", earlier.id < TrainingJob.id)
              .correlate(TrainingJob).scalar_subquery())
-    rows = db.execute(select(TrainingJob.id, ahead).where(TrainingJob.id.in_(queued)))
+    return select(TrainingJob.id, ahead).where(
+        TrainingJob.id.in_(bindparam("ids", expanding=True)))
+
+
+# Built once: aliasing the jobs table re-creates a proxy of each of its columns, which cost
+# more than the query itself on every page of jobs.
+_QUEUE_POSITIONS = _queue_positions_stmt()
+
+
+def queue_positions(db: Session, jobs: Sequence[Any]) -> dict[str, int]:
+    """Position in the global queue (1 = next), counting queued jobs created earlier.
+    One query for a whole page (each count is a range of the (status, id) index); ``jobs``
+    are objects or rows with ``id`` and ``status``."""
+    queued = [job.id for job in jobs if job.status == "queued"]
+    if not queued:
+        return {}
+    rows = db.execute(_QUEUE_POSITIONS, {"ids": queued})
     return {job_id: int(n or 0) + 1 for job_id, n in rows}
 
 

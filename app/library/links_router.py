@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.core import audit
 from app.core.deps import DB
 from app.core.errors import NotFound
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import get_scoped, scoped
 from app.identity.principal import Principal, require
 from app.library import links
@@ -57,7 +57,7 @@ def create_model_link(
             operation_id="list_model_links")
 def list_model_links(
     model_id: str,
-    page: PageParams = Depends(),
+    page: PageParams = PAGE,
     model: Model = Depends(model_read),
     principal: Principal = Depends(require("models:read")),
     db: Session = DB,

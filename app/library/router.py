@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency
 from app.core.deps import DB
-from app.core.pagination import Page, PageParams, paginate
+from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import path_object, scoped
 from app.identity.principal import Principal, require
 from app.library import service
@@ -73,7 +73,7 @@ def list_models(
     type: ModelType | None = Query(None, description="Only models of this type."),
     architecture: Architecture | None = Query(None, description="Only sd15 or sdxl models."),
     q: str | None = Query(None, max_length=200, description="Search in model names."),
-    page: PageParams = Depends(),
+    page: PageParams = PAGE,
     principal: Principal = Depends(require("models:read")),
     db: Session = DB,
     storage: Storage = Depends(get_storage),

@@ -32,6 +32,7 @@ from app.storage.base import (
     validate_key,
 )
 from app.storage.signing import Grant, Purpose, UrlSigner
+from app.storage.url_cache import SignedUrlCache
 
 _META = ".meta"
 _TMP = ".tmp"
@@ -78,6 +79,7 @@ class LocalStorage:
         self.root = Path(root).resolve()
         self.base_url = base_url.rstrip("/")
         self.signer = UrlSigner(secret_key)
+        self._download_urls = SignedUrlCache()
         self._meta_dir = self.root / _META
         self._tmp_dir = self.root / _TMP
         for d in (self.root, self._meta_dir, self._tmp_dir):
@@ -310,8 +312,9 @@ class LocalStorage:
         )
 
     def presign_get(self, key: str, expires_s: int = 3600, filename: str | None = None) -> str:
-        validate_key(key)
-        return self._url(self.signer.sign("get", key, expires_s, filename=filename))
+        # The signer validates the key; a cached URL was validated when it was signed.
+        return self._download_urls.get(key, filename, expires_s, lambda: self._url(
+            self.signer.sign("get", key, expires_s, filename=filename)))
 
     def verify_token(self, token: str, purpose: Purpose) -> Grant:
         return self.signer.verify(token, purpose)

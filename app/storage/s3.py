@@ -26,6 +26,7 @@ from app.storage.base import (
     validate_key,
 )
 from app.storage.signing import content_disposition
+from app.storage.url_cache import SignedUrlCache
 
 DELETE_BATCH = 1000  # S3's DeleteObjects limit
 # HEAD answers carry no body, so a missing key there is just "404". A missing bucket
@@ -54,6 +55,7 @@ class S3Storage:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.region = region
+        self._download_urls = SignedUrlCache()
         config = Config(
             region_name=region,
             signature_version="s3v4",
@@ -239,10 +241,13 @@ class S3Storage:
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
         if filename:
             params["ResponseContentDisposition"] = content_disposition(filename)
-        with self._errors("presign_get", key):
-            return self._presign_client.generate_presigned_url(
-                "get_object", Params=params, ExpiresIn=expires_s
-            )
+
+        def sign() -> str:
+            with self._errors("presign_get", key):
+                return str(self._presign_client.generate_presigned_url(
+                    "get_object", Params=params, ExpiresIn=expires_s))
+
+        return self._download_urls.get(key, filename, expires_s, sign)
 
     def check(self) -> None:
         with self._errors("head_bucket"):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import AppError
 from app.identity import service
-from app.identity.principal import Principal, get_principal
+from app.identity.principal import Principal, principal_of
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def _org(o: object) -> OrgView:
 def current_viewer(request: Request, db: Session) -> Viewer | None:
     """The signed-in dashboard user, or None (no session, an expired one, or an API key)."""
     try:
-        principal: Principal = get_principal(request, db)
+        principal: Principal = principal_of(request, db)
     except AppError:
         return None
     if principal.user is None:

@@ -169,7 +169,7 @@ def test_api_transactions_carry_timeouts_and_the_workers_do_not(
 
     assert shown(api=True) == ("30s", "1min")
     assert shown(api=False) == ("0", "0")  # the worker's and the CLI's long operations
-    assert shown(api=True) == ("30s", "1min")  # SET LOCAL: nothing leaks into the pool
+    assert shown(api=True) == ("30s", "1min")  # the API pool's own connections
 
 
 def test_last_used_bookkeeping_skips_a_locked_row_instead_of_waiting(

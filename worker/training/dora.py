@@ -22,9 +22,10 @@ from torch import nn
 
 
 def column_norm(weight: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each input column, shaped (1, in, 1...) like the weight's axes."""
-    columns = weight.transpose(0, 1).reshape(weight.shape[1], -1)
-    return columns.norm(dim=1).reshape(1, weight.shape[1], *[1] * (weight.dim() - 2))
+    """L2 norm of each input column, shaped (1, in, 1...) like the weight's axes. Reduced in
+    place over the other axes: transposing first copied every adapted weight on every step."""
+    other_axes = [0, *range(2, weight.dim())]
+    return torch.linalg.vector_norm(weight, dim=other_axes, keepdim=True)
 
 
 def _branches(base: nn.Module, rank: int) -> tuple[nn.Module, nn.Module]:
@@ -73,20 +74,21 @@ class DoraLayer(nn.Module):
         """The frozen weight (some callers read `.weight` for its dtype/device)."""
         return self.base_layer.weight
 
-    def delta(self) -> torch.Tensor:
-        """scale * up @ down, shaped like the base weight (fp32)."""
-        shape = self.base_layer.weight.shape
-        product = self.lora_up.weight.flatten(1) @ self.lora_down.weight.flatten(1)
-        return product.reshape(shape) * self.scaling
+    def direction(self) -> torch.Tensor:
+        """V = W + scale * up @ down in one fused multiply-add (fp32): this and its norm run
+        on every forward for every adapted layer, so each weight-sized temporary counts."""
+        weight = self.base_layer.weight
+        fused = torch.addmm(weight.flatten(1).float(), self.lora_up.weight.flatten(1),
+                            self.lora_down.weight.flatten(1), alpha=self.scaling)
+        return fused.view(weight.shape)
 
     def column_scale(self) -> torch.Tensor:
         """magnitude / ||W + delta||_col: the factor each input column is multiplied by."""
-        direction = self.base_layer.weight.float() + self.delta()
-        return self.lora_magnitude / column_norm(direction)
+        return self.lora_magnitude / column_norm(self.direction())
 
     def effective_weight(self) -> torch.Tensor:
         """W' as one dense tensor (for merging and for checking clients' formulas)."""
-        direction = self.base_layer.weight.float() + self.delta()
+        direction = self.direction()
         return direction * (self.lora_magnitude / column_norm(direction))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

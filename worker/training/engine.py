@@ -63,7 +63,7 @@ def _place_models(parts: BaseModelParts, device: torch.device, dtype: torch.dtyp
 def _configure_speed(
     parts: BaseModelParts, config: CommonTrainingConfig, device: torch.device
 ) -> None:
-    use_channels_last(parts.unet, parts.vae)
+    use_channels_last(device, parts.unet, parts.vae)
     if not config.use_sdpa:
         # diffusers uses SDPA by default; the classic processor is the slow, explicit fallback.
         parts.unet.set_attn_processor(AttnProcessor())

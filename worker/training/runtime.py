@@ -52,18 +52,27 @@ COMPILE_ENV = "ATELIER_COMPILE_UNET"
 the first steps wait for the compiler)."""
 
 
-def use_channels_last(*modules: torch.nn.Module) -> None:
-    """NHWC weights for the conv-heavy UNet and VAE: oneDNN (CPU) and cuDNN (GPU) run their
-    convolutions natively in it instead of reordering per call (on this project's loaded
-    2-core CPU, SD1.5 shapes at 256 px, batch 2, best of 3: UNet forward+backward 27.8 -> 19.5 s,
-    VAE encode 10.8 -> 8.6 s; see bench/README.md). Same maths, only the memory layout changes."""
-    for module in modules:
-        module.to(memory_format=torch.channels_last)
+def channels_last_pays(device: torch.device) -> bool:
+    """NHWC weights and activations only on CUDA, where cuDNN runs the UNet's and the VAE's
+    convolutions natively in it. On CPU it measured no faster and slower to start (this
+    project's 2-core box, quiet, SD1.5 shapes at 256 px, batch 2, rank-16 LoRA: UNet
+    forward+backward 9.1-9.6 s contiguous vs 8.7-10.4 s NHWC, VAE encode of 2 images 4.9-5.3 s
+    vs 5.1-6.4 s, and NHWC's first UNet forward ~5 s longer); see bench/README.md."""
+    return device.type == "cuda"
+
+
+def use_channels_last(device: torch.device, *modules: torch.nn.Module) -> None:
+    """Re-lay the modules' weights in NHWC where that pays. Same maths, another layout."""
+    if channels_last_pays(device):
+        for module in modules:
+            module.to(memory_format=torch.channels_last)
 
 
 def as_channels_last(images: torch.Tensor) -> torch.Tensor:
-    """A 4-D batch in the layout the channels-last convolutions expect (no-op if already)."""
-    return images.contiguous(memory_format=torch.channels_last) if images.dim() == 4 else images
+    """A 4-D batch in the layout the module weights use (see ``channels_last_pays``)."""
+    if images.dim() == 4 and channels_last_pays(images.device):
+        return images.contiguous(memory_format=torch.channels_last)
+    return images
 
 
 def compile_requested(device: torch.device) -> bool:
