@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio.to_thread
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
@@ -18,6 +20,7 @@ from app.core.settings import get_settings
 _admission: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary())
 SPARE_THREADS = 10
+T = TypeVar("T")
 
 
 def _gate() -> asyncio.Semaphore:
@@ -28,6 +31,7 @@ def _gate() -> asyncio.Semaphore:
     every pool thread blocked waiting for a connection while the requests holding all the
     connections waited for a thread, until the pool timeout (30 s) failed them. Requests past
     the gate wait here, holding neither, and the thread pool is kept larger than the gate.
+    A request waiting for its client's body leaves the gate meanwhile (``awaited_without_db``).
     """
     loop = asyncio.get_running_loop()
     gate = _admission.get(loop)
@@ -50,9 +54,30 @@ def _end(session: Session, commit: bool) -> None:
         session.close()
 
 
-async def get_db() -> AsyncIterator[Session]:
-    async with _gate():
+@dataclass
+class _Slot:
+    """One request's place behind the gate (see ``awaited_without_db``)."""
+
+    gate: asyncio.Semaphore
+    held: bool = False
+
+    async def take(self) -> None:
+        if not self.held:
+            await self.gate.acquire()
+            self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self.gate.release()
+
+
+async def get_db(request: Request) -> AsyncIterator[Session]:
+    slot = _Slot(_gate())
+    await slot.take()
+    try:
         session = get_sessionmaker(api=True)()  # no connection until its first query
+        request.state.db_slot = slot, session
         try:
             yield session
         except BaseException:
@@ -63,6 +88,22 @@ async def get_db() -> AsyncIterator[Session]:
         # the connection checked out.
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(_end, session, True)
+    finally:
+        slot.give_back()
+
+
+async def awaited_without_db(request: Request, pending: Awaitable[T]) -> T:
+    """Await slow client I/O (a request body) outside the gate: a slow or stalled upload then
+    holds no place another request needs, so no number of them stops the API. The request must
+    hold no connection (``end_reads`` first); it waits for a place again afterwards."""
+    slot, session = request.state.db_slot
+    if session.in_transaction():
+        raise RuntimeError("awaited_without_db() inside a transaction: call end_reads() first")
+    slot.give_back()
+    try:
+        return await pending
+    finally:
+        await slot.take()
 
 
 # Function scope: the session commits and closes when the endpoint function returns, before

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from app.core import audit
 from app.core.db import end_reads
-from app.core.deps import DB
+from app.core.deps import DB, awaited_without_db
 from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import scoped
@@ -115,7 +115,9 @@ async def _form_files(request: Request, _: None = Depends(_precheck)
                       ) -> AsyncIterator[list[UploadFile]]:
     # Parsed here rather than by FastAPI so the checks above run first. Starlette spools each
     # file to a temp file (on disk past 1 MB); the form is closed when the response is done.
-    form = await request.form(max_files=limits.MAX_FILES_PER_REQUEST, max_fields=100)
+    # The body may take minutes to arrive: meanwhile this request holds no database place.
+    form = await awaited_without_db(
+        request, request.form(max_files=limits.MAX_FILES_PER_REQUEST, max_fields=100))
     try:
         yield [f for f in form.getlist("files") if isinstance(f, UploadFile)]
     finally:
