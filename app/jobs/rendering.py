@@ -20,9 +20,9 @@ from app.models import Checkpoint, TrainingJob, ValidationImage
 from app.storage.base import Storage
 
 URL_TTL_S = 3600
-# A job as read by list pages: plain rows (no ORM objects to build and track, which cost more
-# than the query), and each dataset snapshot counted in the database instead of loaded
-# (every image's key and caption) only to be counted. job_out() renders rows and objects alike.
+# A job as read by list pages: plain rows (building and tracking an ORM object per job was a
+# large share of a page's time), and each dataset snapshot counted in the database instead of
+# loaded (every image's key and caption) only to be counted. job_out() renders both alike.
 Job = TrainingJob | Row[Any]
 
 

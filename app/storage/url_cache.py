@@ -1,7 +1,7 @@
 """Download URLs reused for a few minutes instead of signed again on every list page.
 
-A page of models signs ~150 URLs (each file and preview); signing was most of that page's
-time, and with S3 each signature costs more still. A URL asked for with ``expires_s`` is
+A page of models signs ~150 URLs (each file and preview), on every request of every client
+polling it; with S3 each signature costs more still. A URL asked for with ``expires_s`` is
 reused for up to ``expires_s // 12`` seconds (5 minutes of an hour), so every URL handed out
 stays valid for at least 11/12 of what was asked. Short-lived URLs (under 10 minutes) are
 never reused. The cache is per process, keyed by storage key and download filename (a key
