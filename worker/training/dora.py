@@ -68,6 +68,10 @@ class DoraLayer(nn.Module):
         nn.init.zeros_(self.lora_up.weight)
         self.lora_magnitude = nn.Parameter(column_norm(base.weight.detach().float()))
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        # ||W_j||^2 of each flattened column j of the frozen weight, for direction_norm();
+        # not persistent: never saved, rebuilt from the base weight.
+        squares = base.weight.detach().flatten(1).float().pow(2).sum(0)
+        self.register_buffer("base_column_squares", squares, persistent=False)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -82,9 +86,24 @@ class DoraLayer(nn.Module):
                             self.lora_down.weight.flatten(1), alpha=self.scaling)
         return fused.view(weight.shape)
 
+    def direction_norm(self) -> torch.Tensor:
+        """||W + s * up @ down||_col without building that weight-sized sum: per flattened
+        column j, ||W_j||^2 (frozen, precomputed) + 2s (up^T W)_j . down_j
+        + s^2 down_j^T (up^T up) down_j. Only (rank x columns) tensors are made, so the
+        forward and backward never write a copy of the weight (this runs for every adapted
+        layer on every forward)."""
+        weight = self.base_layer.weight.flatten(1).float()
+        up, down = self.lora_up.weight.flatten(1), self.lora_down.weight.flatten(1)
+        cross = (up.t() @ weight * down).sum(0)
+        quad = ((up.t() @ up) @ down * down).sum(0)
+        squares = self.base_column_squares + 2 * self.scaling * cross + self.scaling**2 * quad
+        per_input = squares.clamp_min(0).reshape(self.base_layer.weight.shape[1], -1).sum(1)
+        shape = (1, -1, *[1] * (self.base_layer.weight.dim() - 2))
+        return per_input.sqrt().reshape(shape)
+
     def column_scale(self) -> torch.Tensor:
         """magnitude / ||W + delta||_col: the factor each input column is multiplied by."""
-        return self.lora_magnitude / column_norm(self.direction())
+        return self.lora_magnitude / self.direction_norm()
 
     def effective_weight(self) -> torch.Tensor:
         """W' as one dense tensor (for merging and for checking clients' formulas)."""
