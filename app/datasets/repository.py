@@ -23,8 +23,8 @@ class DatasetCounts:
     total_bytes: int = 0
 
 
-# Built once, with the page's ids as one expanding parameter: a new statement per page (and
-# a new cache key per page length) cost more than the grouped count itself.
+# Built once, with the page's ids as one expanding parameter: not a new statement (and a new
+# cache key per page length) on every page of datasets.
 _COUNTS = (
     select(
         DatasetItem.dataset_id,

@@ -22,8 +22,9 @@ from torch import nn
 
 
 def column_norm(weight: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each input column, shaped (1, in, 1...) like the weight's axes. Reduced in
-    place over the other axes: transposing first copied every adapted weight on every step."""
+    """L2 norm of each input column, shaped (1, in, 1...) like the weight's axes (reduced
+    over the other axes, without a transposed copy). Training steps use
+    ``DoraLayer.direction_norm`` instead, which never builds the weight."""
     other_axes = [0, *range(2, weight.dim())]
     return torch.linalg.vector_norm(weight, dim=other_axes, keepdim=True)
 
@@ -79,8 +80,8 @@ class DoraLayer(nn.Module):
         return self.base_layer.weight
 
     def direction(self) -> torch.Tensor:
-        """V = W + scale * up @ down in one fused multiply-add (fp32): this and its norm run
-        on every forward for every adapted layer, so each weight-sized temporary counts."""
+        """V = W + scale * up @ down as one dense fp32 tensor (one fused multiply-add), for
+        merging and exports; the forward pass needs only its norm (``direction_norm``)."""
         weight = self.base_layer.weight
         fused = torch.addmm(weight.flatten(1).float(), self.lora_up.weight.flatten(1),
                             self.lora_down.weight.flatten(1), alpha=self.scaling)
