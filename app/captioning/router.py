@@ -36,7 +36,7 @@ from app.integrations import quotas
 from app.jobs import events
 from app.models import CaptionJob, Dataset
 from app.storage.base import Storage
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 
 router = APIRouter(prefix="/v1", tags=["captioning"])
 # The path parameter is `caption_job_id` (the URL is /v1/caption-jobs/{id}): `job_id` names
@@ -130,7 +130,7 @@ def list_suggestions(dataset_id: str, db: Session = DB,
 def accept_suggestions(dataset_id: str, body: AcceptRequest, request: Request,
                        db: Session = DB, dataset: Dataset = Depends(dataset_w),
                        principal: Principal = Depends(can_write),
-                       storage: Storage = Depends(get_storage)) -> AcceptResult:
+                       storage: Storage = STORAGE) -> AcceptResult:
     items = review.accept(db, dataset, body.items, body.prefix)
     if items:
         datasets.touch(dataset)

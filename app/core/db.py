@@ -89,8 +89,15 @@ def get_api_engine() -> Engine:
 
 
 @lru_cache
-def get_sessionmaker(api: bool = False) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_api_engine() if api else get_engine(), expire_on_commit=False)
+def get_sessionmaker(api: bool = False, read_only: bool = False) -> sessionmaker[Session]:
+    """``read_only=True``: sessions of routes that never write (``reads_only`` in
+    app.core.deps). On PostgreSQL they run in autocommit, without BEGIN and COMMIT: two round
+    trips fewer per request, and ending one does no I/O. Any write through one is refused."""
+    engine = get_api_engine() if api else get_engine()
+    if read_only and engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(bind=engine, expire_on_commit=False,
+                        info={READ_ONLY: True} if read_only else None)
 
 
 def reset_db_caches() -> None:
@@ -136,6 +143,19 @@ def end_reads(db: Session) -> None:
     db.commit()
 
 
+READ_ONLY = "atelier_read_only"
+
+
+class WriteInReadOnlySession(RuntimeError):
+    """A route marked ``reads_only`` tried to write (a programming error: remove the mark)."""
+
+
+@event.listens_for(Session, "before_flush")
+def _flushing(session: Session, _context: object, _instances: object) -> None:
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise WriteInReadOnlySession("a reads_only route changed an object")
+
+
 @event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context: object) -> None:
     session.info[_WROTE] = True
@@ -143,8 +163,16 @@ def _flushed(session: Session, _context: object) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _executed(state: Any) -> None:
-    if state.is_insert or state.is_update or state.is_delete:
+    writes = state.is_insert or state.is_update or state.is_delete
+    if state.session.info.get(READ_ONLY) and (writes or _locks(state.statement)):
+        # In autocommit a write would be committed at once and a row lock released at once.
+        raise WriteInReadOnlySession("a reads_only route ran a write or a locking read")
+    if writes:
         state.session.info[_WROTE] = True
+
+
+def _locks(statement: Any) -> bool:
+    return getattr(statement, "_for_update_arg", None) is not None
 
 
 @event.listens_for(Session, "after_commit")

@@ -58,15 +58,18 @@ def paginate(
     render: Callable[[Any], T],
     *,
     rows: bool = False,
+    bind: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A page of ``stmt`` by ``id_column``; ``rows=True`` for a statement of columns (plain
-    rows) rather than of one entity."""
+    """A page of ``stmt`` (with bound values ``bind``) by ``id_column``; ``rows=True`` for a
+    statement of columns (plain rows) rather than of one entity."""
     if params.cursor:
         stmt = stmt.where(id_column < params.cursor if params.order == "desc"
                           else id_column > params.cursor)
     stmt = stmt.order_by(id_column.desc() if params.order == "desc" else id_column.asc())
     stmt = stmt.limit(params.limit + 1)
-    found: Sequence[Any] = session.execute(stmt).all() if rows else session.scalars(stmt).all()
+    # Plain rows need none of the ORM's result machinery: run on the session's connection.
+    found: Sequence[Any] = (session.connection().execute(stmt, bind).all() if rows
+                            else session.scalars(stmt, bind).all())
     more = len(found) > params.limit
     found = found[: params.limit]
     return {

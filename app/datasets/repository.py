@@ -42,7 +42,7 @@ def counts_for(db: Session, dataset_ids: Sequence[str]) -> dict[str, DatasetCoun
     if not dataset_ids:
         return {}
     found = {row[0]: DatasetCounts(int(row[1]), int(row[2]), int(row[3]))
-             for row in db.execute(_COUNTS, {"ids": list(dataset_ids)})}
+             for row in db.connection().execute(_COUNTS, {"ids": list(dataset_ids)})}
     return {ds_id: found.get(ds_id, DatasetCounts()) for ds_id in dataset_ids}
 
 

@@ -14,10 +14,11 @@ from starlette.datastructures import UploadFile
 
 from app.core import audit
 from app.core.db import end_reads
-from app.core.deps import DB, awaited_without_db
+from app.core.deps import DB, awaited_without_db, reads_only
 from app.core.errors import PayloadTooLarge, Unprocessable
+from app.core.json_response import plain_json
 from app.core.pagination import PAGE, Page, PageParams, paginate
-from app.core.tenancy import scoped
+from app.core.tenancy import org_rows
 from app.datasets import captions, limits, repository, service, uploads, views
 from app.datasets.deps import can_read, can_write, dataset_r, dataset_w, in_dataset, item_r, item_w
 from app.datasets.images import file_size
@@ -40,7 +41,7 @@ from app.identity.principal import Principal
 from app.integrations import quotas
 from app.models import Dataset, DatasetItem
 from app.storage.base import Storage
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 
 router = APIRouter(prefix="/v1", tags=["datasets"])
 router.include_router(captions_router)
@@ -58,14 +59,17 @@ def create_dataset(body: DatasetCreate, request: Request, db: Session = DB,
 
 
 @router.get("/datasets", response_model=Page[DatasetOut], operation_id="list_datasets")
+@reads_only
 def list_datasets(page: PageParams = PAGE, db: Session = DB,
-                  principal: Principal = Depends(can_read)) -> dict:
-    result = paginate(db, scoped(Dataset, principal), Dataset.id, page, lambda d: d)
-    result["items"] = views.datasets_out(db, result["items"])  # counts in one query per page
-    return result
+                  principal: Principal = Depends(can_read)) -> Response:
+    result = paginate(db, org_rows(Dataset), Dataset.id, page, lambda d: d, rows=True,
+                      bind={"org_id": principal.org_id})
+    result["items"] = views.dataset_fields(db, result["items"])
+    return plain_json(result)
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut, operation_id="get_dataset")
+@reads_only
 def get_dataset(dataset_id: str, db: Session = DB,
                 dataset: Dataset = Depends(dataset_r)) -> DatasetOut:
     return views.dataset_out(db, dataset)
@@ -87,7 +91,7 @@ def update_dataset(dataset_id: str, body: DatasetUpdate, request: Request,
 def delete_dataset(dataset_id: str, request: Request, db: Session = DB,
                    dataset: Dataset = Depends(dataset_w),
                    principal: Principal = Depends(can_write),
-                   storage: Storage = Depends(get_storage)) -> Response:
+                   storage: Storage = STORAGE) -> Response:
     count = service.delete_dataset(db, storage, dataset)
     audit.record(db, principal, "dataset.delete", request=request, target_type="dataset",
                  target_id=dataset.id, details={"name": dataset.name, "items": count})
@@ -137,7 +141,7 @@ _MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-
 def upload_items(dataset_id: str, request: Request, db: Session = DB,
                  dataset: Dataset = Depends(dataset_w),
                  principal: Principal = Depends(can_write),
-                 storage: Storage = Depends(get_storage),
+                 storage: Storage = STORAGE,
                  files: list[UploadFile] = Depends(_form_files)) -> UploadResult:
     if not files:
         raise Unprocessable("Send at least one file in the multipart field 'files'.",
@@ -169,7 +173,7 @@ def _finish(db: Session, request: Request, principal: Principal, storage: Storag
 def create_uploads(dataset_id: str, body: PresignRequest, request: Request,
                    db: Session = DB, dataset: Dataset = Depends(dataset_w),
                    principal: Principal = Depends(can_write),
-                   storage: Storage = Depends(get_storage)) -> PresignResponse:
+                   storage: Storage = STORAGE) -> PresignResponse:
     files = [f.model_dump() for f in body.files]
     made, rejected = uploads.create(db, storage, principal, dataset, files)
     audit.record(db, principal, "dataset.uploads.create", request=request,
@@ -183,7 +187,7 @@ def create_uploads(dataset_id: str, body: PresignRequest, request: Request,
 def complete_uploads(dataset_id: str, body: CompleteRequest, request: Request,
                      db: Session = DB, dataset: Dataset = Depends(dataset_w),
                      principal: Principal = Depends(can_write),
-                     storage: Storage = Depends(get_storage)) -> UploadResult:
+                     storage: Storage = STORAGE) -> UploadResult:
     ing = uploads.complete(db, storage, principal, dataset, body.upload_ids)
     return _finish(db, request, principal, storage, dataset, ing, "dataset.uploads.complete")
 
@@ -195,7 +199,7 @@ def complete_uploads(dataset_id: str, body: CompleteRequest, request: Request,
 def list_items(dataset_id: str, page: PageParams = PAGE,
                uncaptioned: bool = Query(False, description="Only items without a caption."),
                db: Session = DB, dataset: Dataset = Depends(dataset_r),
-               storage: Storage = Depends(get_storage)) -> dict:
+               storage: Storage = STORAGE) -> dict:
     stmt = repository.items_stmt(dataset, uncaptioned=uncaptioned)
     return paginate(db, stmt, DatasetItem.id, page, lambda i: views.item_out(storage, i))
 
@@ -205,7 +209,7 @@ def list_items(dataset_id: str, page: PageParams = PAGE,
 def update_items(dataset_id: str, body: BulkCaptionEdit, request: Request,
                  db: Session = DB, dataset: Dataset = Depends(dataset_w),
                  principal: Principal = Depends(can_write),
-                 storage: Storage = Depends(get_storage)) -> BulkEditResult:
+                 storage: Storage = STORAGE) -> BulkEditResult:
     items = captions.set_captions(db, dataset, [(e.id, e.caption) for e in body.items])
     service.touch(dataset)
     audit.record(db, principal, "dataset.items.update", request=request, target_type="dataset",
@@ -217,7 +221,7 @@ def update_items(dataset_id: str, body: BulkCaptionEdit, request: Request,
             operation_id="get_item")
 def get_item(dataset_id: str, item_id: str, dataset: Dataset = Depends(dataset_r),
              item: DatasetItem = Depends(item_r),
-             storage: Storage = Depends(get_storage)) -> ItemOut:
+             storage: Storage = STORAGE) -> ItemOut:
     return views.item_out(storage, in_dataset(item, dataset))
 
 
@@ -226,7 +230,7 @@ def get_item(dataset_id: str, item_id: str, dataset: Dataset = Depends(dataset_r
 def update_item(dataset_id: str, item_id: str, body: CaptionUpdate, request: Request,
                 db: Session = DB, dataset: Dataset = Depends(dataset_w),
                 item: DatasetItem = Depends(item_w), principal: Principal = Depends(can_write),
-                storage: Storage = Depends(get_storage)) -> ItemOut:
+                storage: Storage = STORAGE) -> ItemOut:
     in_dataset(item, dataset)
     item.caption = captions.normalize_caption(body.caption)
     service.touch(dataset)
@@ -240,7 +244,7 @@ def update_item(dataset_id: str, item_id: str, body: CaptionUpdate, request: Req
 def delete_item(dataset_id: str, item_id: str, request: Request,
                 db: Session = DB, dataset: Dataset = Depends(dataset_w),
                 item: DatasetItem = Depends(item_w), principal: Principal = Depends(can_write),
-                storage: Storage = Depends(get_storage)) -> Response:
+                storage: Storage = STORAGE) -> Response:
     service.delete_item(db, storage, dataset, in_dataset(item, dataset))
     audit.record(db, principal, "dataset.item.delete", request=request,
                  target_type="dataset_item", target_id=item.id,

@@ -14,7 +14,7 @@ from app.datasets.schemas import BulkCaptionOp, BulkOpResult, CaptionImportResul
 from app.identity.principal import Principal
 from app.models import Dataset
 from app.storage.base import Storage
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 from app.storage.signing import content_disposition
 
 router = APIRouter()
@@ -58,7 +58,7 @@ def import_captions(dataset_id: str, request: Request,
                              "description": "images + .txt captions + data.jsonl"}})
 def export_dataset(dataset_id: str, db: Session = DB,
                    dataset: Dataset = Depends(dataset_r),
-                   storage: Storage = Depends(get_storage)) -> StreamingResponse:
+                   storage: Storage = STORAGE) -> StreamingResponse:
     entries = export.plan(repository.all_items(db, dataset))
     return StreamingResponse(
         export.stream_zip(storage, entries), media_type="application/zip",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from app.datasets import repository
@@ -34,20 +36,21 @@ def suggestion_out(row: CaptionSuggestion | None) -> SuggestionOut | None:
                          created_at=row.created_at)
 
 
-def datasets_out(db: Session, datasets: Sequence[Dataset]) -> list[DatasetOut]:
+def dataset_fields(db: Session, datasets: Sequence[Dataset | Row[Any]]) -> list[dict[str, Any]]:
+    """``DatasetOut``'s fields as plain values, with the counts of a whole page in one query
+    (list pages write these with orjson, as jobs do: see app.jobs.rendering.job_fields)."""
     counts = repository.counts_for(db, [d.id for d in datasets])
     return [
-        DatasetOut(
-            id=d.id, name=d.name, description=d.description, created_at=d.created_at,
-            updated_at=d.updated_at, item_count=counts[d.id].item_count,
-            captioned_count=counts[d.id].captioned_count, total_bytes=counts[d.id].total_bytes,
-        )
+        {"id": d.id, "name": d.name, "description": d.description,
+         "item_count": counts[d.id].item_count, "captioned_count": counts[d.id].captioned_count,
+         "total_bytes": counts[d.id].total_bytes, "created_at": d.created_at,
+         "updated_at": d.updated_at}
         for d in datasets
     ]
 
 
 def dataset_out(db: Session, dataset: Dataset) -> DatasetOut:
-    return datasets_out(db, [dataset])[0]
+    return DatasetOut.model_validate(dataset_fields(db, [dataset])[0])
 
 
 def upload_result(

@@ -187,7 +187,7 @@ def _exceeded(what: str, limit: Limit, retry_after: int) -> TooManyRequests:
 
 def rate_limit(request: Request, db: Session = DB) -> None:
     """App-wide dependency: counts the request against its key (or user) and its org."""
-    if request.url.path.startswith(EXEMPT_PREFIXES):
+    if request.scope["path"].startswith(EXEMPT_PREFIXES):  # request.url builds a whole URL
         return
     if "authorization" not in request.headers and SESSION_COOKIE not in request.cookies:
         return

@@ -2,20 +2,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency, stream_limits
-from app.core.deps import DB
+from app.core.deps import DB, reads_only
+from app.core.json_response import plain_json
 from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import path_object
 from app.identity.principal import Principal, require
 from app.integrations import quotas
 from app.jobs import events, service
 from app.jobs.deletion import router as deletion_router
-from app.jobs.rendering import checkpoints_out, job_out, job_rows
+from app.jobs.rendering import JOB_ROWS, checkpoint_fields, job_fields, job_out
 from app.jobs.schemas import (
     BaseModelOut,
     CheckpointOut,
@@ -27,7 +28,7 @@ from app.jobs.schemas import (
 )
 from app.models import JobLogLine, JobMetric, TrainingJob
 from app.storage.base import Storage
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 from worker.training.templates import TEMPLATES
 
 router = APIRouter(prefix="/v1", tags=["training"])
@@ -72,19 +73,22 @@ def create_job(body: JobCreate, request: Request, db: Session = DB,
 
 
 @router.get("/jobs", response_model=Page[JobOut], operation_id="list_jobs")
+@reads_only
 def list_jobs(status: JobStatus | None = Query(None), page: PageParams = PAGE,
               db: Session = DB,
-              principal: Principal = Depends(require("jobs:read"))) -> dict:
-    stmt = job_rows(principal)
+              principal: Principal = Depends(require("jobs:read"))) -> Response:
+    stmt = JOB_ROWS
     if status:
         stmt = stmt.where(TrainingJob.status == status)
-    result = paginate(db, stmt, TrainingJob.id, page, lambda j: j, rows=True)
+    result = paginate(db, stmt, TrainingJob.id, page, lambda j: j, rows=True,
+                      bind={"org_id": principal.org_id})
     positions = service.queue_positions(db, result["items"])
-    result["items"] = [job_out(j, positions.get(j.id)) for j in result["items"]]
-    return result
+    result["items"] = [job_fields(j, positions.get(j.id)) for j in result["items"]]
+    return plain_json(result)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, operation_id="get_job")
+@reads_only
 def get_job(job_id: str, db: Session = DB,
             job: TrainingJob = Depends(_job)) -> JobOut:
     return job_out(job, service.queue_positions(db, [job]).get(job.id))
@@ -115,10 +119,11 @@ def retry_job(job_id: str, request: Request, db: Session = DB,
 
 @router.get("/jobs/{job_id}/checkpoints", response_model=list[CheckpointOut],
             operation_id="list_checkpoints")
+@reads_only
 def list_checkpoints(job_id: str, db: Session = DB,
-                     storage: Storage = Depends(get_storage),
-                     job: TrainingJob = Depends(_job)) -> list[CheckpointOut]:
-    return checkpoints_out(db, storage, job)
+                     storage: Storage = STORAGE,
+                     job: TrainingJob = Depends(_job)) -> Response:
+    return plain_json(checkpoint_fields(db, storage, job))
 
 
 @router.get("/jobs/{job_id}/metrics", response_model=MetricsOut, operation_id="get_job_metrics")

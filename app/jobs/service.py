@@ -149,7 +149,7 @@ def queue_positions(db: Session, jobs: Sequence[Any]) -> dict[str, int]:
     queued = [job.id for job in jobs if job.status == "queued"]
     if not queued:
         return {}
-    rows = db.execute(_QUEUE_POSITIONS, {"ids": queued})
+    rows = db.connection().execute(_QUEUE_POSITIONS, {"ids": queued})  # rows: no ORM needed
     return {job_id: int(n or 0) + 1 for job_id, n in rows}
 
 

@@ -20,7 +20,7 @@ from app.library.router import model_read, model_write
 from app.library.schemas import ModelLinkCreate, ModelLinkCreated, ModelLinkFile, ModelLinkOut
 from app.models import Model, ModelLink
 from app.storage.base import ObjectNotFound, Storage
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 from app.storage.router import SECURITY_HEADERS
 from app.storage.signing import content_disposition
 
@@ -93,7 +93,7 @@ def revoke_model_link(
                404: {"description": "Unknown, revoked or expired link (one answer for all)."}},
 )
 def fetch_model_link_file(
-    token: str, filename: str, db: Session = DB, storage: Storage = Depends(get_storage)
+    token: str, filename: str, db: Session = DB, storage: Storage = STORAGE
 ) -> StreamingResponse:
     """Public: the token in the path is the credential (no API key; InvokeAI cannot send
     one). Streamed through the API rather than redirected to storage, so a revoke leaves no

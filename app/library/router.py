@@ -9,9 +9,10 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency
-from app.core.deps import DB
+from app.core.deps import DB, reads_only
+from app.core.json_response import plain_json
 from app.core.pagination import PAGE, Page, PageParams, paginate
-from app.core.tenancy import path_object, scoped
+from app.core.tenancy import org_rows, path_object
 from app.identity.principal import Principal, require
 from app.library import service
 from app.library.finalize import finalize
@@ -26,7 +27,7 @@ from app.library.schemas import (
 from app.library.usage import UsageOut, usage_for
 from app.models import Model, TrainingJob
 from app.storage.base import Storage
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 
 router = APIRouter(prefix="/v1", tags=["library"])
 
@@ -49,7 +50,7 @@ def finalize_job(
     principal: Principal = Depends(require("models:write")),  # creates models: both scopes
     key: str | None = Depends(idempotency.idempotency_key),
     db: Session = DB,
-    storage: Storage = Depends(get_storage),
+    storage: Storage = STORAGE,
 ) -> Any:
     """Turn the chosen checkpoint steps into library models and delete everything else the
     job stored. Honours ``Idempotency-Key``."""
@@ -69,6 +70,7 @@ def finalize_job(
 
 
 @router.get("/models", response_model=Page[ModelOut], operation_id="list_models")
+@reads_only
 def list_models(
     type: ModelType | None = Query(None, description="Only models of this type."),
     architecture: Architecture | None = Query(None, description="Only sd15 or sdxl models."),
@@ -76,15 +78,18 @@ def list_models(
     page: PageParams = PAGE,
     principal: Principal = Depends(require("models:read")),
     db: Session = DB,
-    storage: Storage = Depends(get_storage),
-) -> dict[str, Any]:
-    stmt = service.filtered(scoped(Model, principal), type=type, architecture=architecture, q=q)
-    return paginate(db, stmt, Model.id, page, lambda m: service.render(m, storage))
+    storage: Storage = STORAGE,
+) -> Response:
+    stmt = service.filtered(org_rows(Model), type=type, architecture=architecture, q=q)
+    return plain_json(paginate(db, stmt, Model.id, page,
+                               lambda m: service.model_fields(m, storage), rows=True,
+                               bind={"org_id": principal.org_id}))
 
 
 @router.get("/models/{model_id}", response_model=ModelOut, operation_id="get_model")
+@reads_only
 def get_model(
-    model_id: str, model: Model = Depends(model_read), storage: Storage = Depends(get_storage)
+    model_id: str, model: Model = Depends(model_read), storage: Storage = STORAGE
 ) -> ModelOut:
     return service.render(model, storage)
 
@@ -100,7 +105,7 @@ def rename_model(
     model: Model = Depends(model_write),
     principal: Principal = Depends(require("models:write")),
     db: Session = DB,
-    storage: Storage = Depends(get_storage),
+    storage: Storage = STORAGE,
 ) -> ModelOut:
     old = model.name
     service.rename(db, model, body.name)
@@ -116,7 +121,7 @@ def delete_model(
     model: Model = Depends(model_write),
     principal: Principal = Depends(require("models:write")),
     db: Session = DB,
-    storage: Storage = Depends(get_storage),
+    storage: Storage = STORAGE,
 ) -> Response:
     audit.record(db, principal, "model.deleted", request=request, target_type="model",
                  target_id=model.id, details={"name": model.name, "bytes": model.bytes})
@@ -134,7 +139,7 @@ def download_model(
     model: Model = Depends(model_read),
     file: str | None = Query(None, description="Which file, when the model has several "
                              "(e.g. a pivotal model's LoRA and embedding)."),
-    storage: Storage = Depends(get_storage),
+    storage: Storage = STORAGE,
 ) -> RedirectResponse:
     return RedirectResponse(service.download_url(model, storage, file), status_code=302)
 
@@ -142,7 +147,7 @@ def download_model(
 
 @router.get("/models/{model_id}/usage", response_model=UsageOut, operation_id="model_usage")
 def model_usage(
-    model_id: str, model: Model = Depends(model_read), storage: Storage = Depends(get_storage)
+    model_id: str, model: Model = Depends(model_read), storage: Storage = STORAGE
 ) -> UsageOut:
     """"Use this model": the trigger to type and the steps for ComfyUI, A1111, InvokeAI and
     diffusers (see docs/formats.md)."""

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Row, Select
 from sqlalchemy.orm import Session
 
 from app.core.after_commit import defer
 from app.core.errors import Conflict, NotFound
 from app.core.keys import model_prefix
 from app.library.naming import download_name, file_entry, name_clash, taken
-from app.library.schemas import ModelFileOut, ModelOut, PreviewImageOut
+from app.library.schemas import ModelOut
 from app.models import Model
 from app.storage.base import Storage, StorageError
 
@@ -25,30 +25,30 @@ DOWNLOAD_TTL_S = 300
 little if it is shared."""
 
 
+def model_fields(model: Model | Row[Any], storage: Storage) -> dict[str, Any]:
+    """``ModelOut``'s fields as plain values, for a model object or a plain row (list pages
+    write these with orjson, as jobs do: see app.jobs.rendering.job_fields)."""
+    files = []
+    for f in model.files:
+        name = download_name(model, f["name"])  # type: ignore[arg-type]
+        files.append({"name": f["name"], "download_name": name, "bytes": int(f["bytes"]),
+                      "sha256": f.get("sha256") or "",
+                      "url": storage.presign_get(f["key"], URL_TTL_S, filename=name)})
+    previews = [{"url": storage.presign_get(p["key"], URL_TTL_S), "prompt": p["prompt"],
+                 "prompt_index": int(p["prompt_index"]), "index": int(p["index"]),
+                 "seed": int(p["seed"])} for p in model.preview_images]
+    return {
+        "id": model.id, "name": model.name, "type": model.type,
+        "architecture": model.architecture, "base_model": model.base_model,
+        "trigger": model.trigger, "step": model.step, "job_id": model.job_id,
+        "dataset_id": model.dataset_id, "bytes": sum(f["bytes"] for f in files),
+        "storage_bytes": model.bytes, "files": files, "preview_images": previews,
+        "config": model.config or {}, "created_at": model.created_at,
+    }
+
+
 def render(model: Model, storage: Storage) -> ModelOut:
-    files = [
-        ModelFileOut(
-            name=f["name"], download_name=download_name(model, f["name"]),
-            bytes=int(f["bytes"]), sha256=f.get("sha256") or "",
-            url=storage.presign_get(f["key"], URL_TTL_S,
-                                    filename=download_name(model, f["name"])),
-        )
-        for f in model.files
-    ]
-    previews = [
-        PreviewImageOut(
-            url=storage.presign_get(p["key"], URL_TTL_S), prompt=p["prompt"],
-            prompt_index=p["prompt_index"], index=p["index"], seed=p["seed"],
-        )
-        for p in model.preview_images
-    ]
-    return ModelOut(
-        id=model.id, name=model.name, type=model.type, architecture=model.architecture,
-        base_model=model.base_model, trigger=model.trigger, step=model.step, job_id=model.job_id,
-        dataset_id=model.dataset_id, bytes=sum(f.bytes for f in files),
-        storage_bytes=model.bytes, files=files, preview_images=previews,
-        config=model.config or {}, created_at=model.created_at,
-    )
+    return ModelOut.model_validate(model_fields(model, storage))
 
 
 def _escape_like(text: str) -> str:

@@ -7,6 +7,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fastapi import Depends
+
 from app.core.settings import Settings, get_settings
 from app.storage.base import Storage
 from app.storage.local import LocalStorage
@@ -45,11 +47,21 @@ def _cached_storage(pid: int) -> Storage:
 
 
 def get_storage() -> Storage:
-    """The process-wide storage (FastAPI dependency and worker helper). Tests override it with
-    ``app.dependency_overrides[get_storage]`` or call ``reset_storage_cache`` after changing
-    settings."""
+    """The process-wide storage (worker, CLI and health checks; routes take ``STORAGE``).
+    Tests call ``reset_storage_cache`` after changing settings."""
     # Keyed by pid: a Celery prefork child must not reuse the parent's boto3 connection pool.
     return _cached_storage(os.getpid())
+
+
+async def storage_dependency() -> Storage:
+    """The routes' storage. async: FastAPI runs a plain-function dependency on the thread pool,
+    a trip per request that this lookup does not need. Tests override it with
+    ``app.dependency_overrides[storage_dependency]``."""
+    return get_storage()
+
+
+# Every route takes its storage as `storage: Storage = STORAGE`.
+STORAGE = Depends(storage_dependency)
 
 
 def reset_storage_cache() -> None:

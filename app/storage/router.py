@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from app.storage.base import InvalidKey, ObjectNotFound, Storage, StorageError
-from app.storage.factory import get_storage
+from app.storage.factory import STORAGE
 from app.storage.local import LocalStorage
 from app.storage.signing import (
     UPLOAD_CONTENT_TYPES,
@@ -111,7 +111,7 @@ def _check_declared_length(request: Request, limit: int | None) -> None:
 
 
 @router.get("/storage/{token}")
-def download(token: str, storage: Storage = Depends(get_storage)) -> StreamingResponse:
+def download(token: str, storage: Storage = STORAGE) -> StreamingResponse:
     local = _local(storage)
     grant = _grant(local, token, "get")
     try:
@@ -127,7 +127,7 @@ def download(token: str, storage: Storage = Depends(get_storage)) -> StreamingRe
 
 @router.put("/storage/{token}")
 async def upload_put(
-    token: str, request: Request, storage: Storage = Depends(get_storage)
+    token: str, request: Request, storage: Storage = STORAGE
 ) -> Response:
     local = _local(storage)
     grant = _grant(local, token, "put")
@@ -181,7 +181,7 @@ def _limited_receive(
 
 @router.post("/storage/{token}", status_code=204)
 async def upload_post(
-    token: str, request: Request, storage: Storage = Depends(get_storage)
+    token: str, request: Request, storage: Storage = STORAGE
 ) -> Response:
     """The presigned-POST equivalent: multipart form with ``file`` (and S3's ``key`` and
     ``Content-Type`` fields, which must match what was signed)."""

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.storage.base import InvalidKey, ObjectNotFound, Storage, StorageError
-from app.storage.factory import get_storage
+from app.storage.factory import storage_dependency
 from app.storage.local import LocalStorage
 from app.storage.router import router
 from app.storage.s3 import S3Storage
@@ -42,7 +42,7 @@ class LocalServer:
         self.storage: Storage | None = None
         app = FastAPI()
         app.include_router(router)
-        app.dependency_overrides[get_storage] = lambda: self.storage
+        app.dependency_overrides[storage_dependency] = lambda: self.storage
         self.url = f"http://127.0.0.1:{free_port()}"
         port = int(self.url.rsplit(":", 1)[1])
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
