@@ -94,10 +94,11 @@ def get_sessionmaker(api: bool = False, read_only: bool = False) -> sessionmaker
     app.core.deps). On PostgreSQL they run in autocommit, without BEGIN and COMMIT: two round
     trips fewer per request, and ending one does no I/O. Any write through one is refused."""
     engine = get_api_engine() if api else get_engine()
-    if read_only and engine.dialect.name == "postgresql":
+    autocommit = read_only and engine.dialect.name == "postgresql"
+    if autocommit:
         engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return sessionmaker(bind=engine, expire_on_commit=False,
-                        info={READ_ONLY: True} if read_only else None)
+                        info={READ_ONLY: True, AUTOCOMMIT: autocommit} if read_only else None)
 
 
 def reset_db_caches() -> None:
@@ -144,6 +145,7 @@ def end_reads(db: Session) -> None:
 
 
 READ_ONLY = "atelier_read_only"
+AUTOCOMMIT = "atelier_autocommit"  # a read-only session without a transaction (PostgreSQL)
 
 
 class WriteInReadOnlySession(RuntimeError):

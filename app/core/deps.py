@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app.core.db import get_sessionmaker
+from app.core.db import AUTOCOMMIT, get_sessionmaker
 from app.core.settings import get_settings
 
 # Per event loop (each uvicorn worker has one; tests start several).
@@ -85,21 +85,23 @@ def reads_only(endpoint: F) -> F:
     return endpoint
 
 
+def is_reads_only(endpoint: object) -> bool:
+    return bool(getattr(endpoint, _READS_ONLY, False))
+
+
 def _reads_only(request: Request) -> bool:
     route = request.scope.get("route")
-    return request.method in ("GET", "HEAD") and getattr(
-        getattr(route, "endpoint", None), _READS_ONLY, False)
+    return request.method in ("GET", "HEAD") and is_reads_only(getattr(route, "endpoint", None))
 
 
 async def get_db(request: Request) -> AsyncIterator[Session]:
     slot = _Slot(_gate())
     await slot.take()
     try:
-        read_only = _reads_only(request)
-        session = get_sessionmaker(api=True, read_only=read_only)()  # no connection yet
+        session = get_sessionmaker(api=True, read_only=_reads_only(request))()  # no connection yet
         request.state.db_slot = slot, session
         # Without a transaction, ending the session only returns its connection: no I/O.
-        no_io = read_only and session.get_bind().dialect.name == "postgresql"
+        no_io = bool(session.info.get(AUTOCOMMIT))
         try:
             yield session
         except BaseException:

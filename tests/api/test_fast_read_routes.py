@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.core.db import WriteInReadOnlySession
-from app.core.deps import DB, reads_only
+from app.core.deps import DB, is_reads_only, reads_only
 from app.storage.factory import get_storage
 from tests.conftest import Tenant
 from tests.library.helpers import make_job
+from tests.route_walk import served_routes
 
 
 def _jobs_in_every_state(tenant: Tenant) -> list[str]:
@@ -64,10 +64,9 @@ def _jobs_in_every_state(tenant: Tenant) -> list[str]:
 
 
 def _schema_of(client: TestClient, path: str) -> Any:
-    for ctx in iter_route_contexts(client.app.routes):  # type: ignore[attr-defined]
-        route = ctx.original_route
-        if isinstance(route, APIRoute) and ctx.path == path and "GET" in (ctx.methods or ()):
-            return route.response_model
+    for _, ctx in served_routes(client.app):  # type: ignore[arg-type]
+        if ctx.path == path and "GET" in (ctx.methods or ()):
+            return ctx.original_route.response_model
     raise AssertionError(f"no GET {path}")
 
 
@@ -152,7 +151,7 @@ def _app_with_reads_only_routes() -> FastAPI:
 
 def test_a_reads_only_route_runs_in_autocommit_on_postgresql(service_env: dict[str, str]) -> None:
     assert service_env["ATELIER_DATABASE_URL"].startswith("postgresql")
-    with TestClient(_app_with_reads_only_routes(), raise_server_exceptions=True) as c:
+    with TestClient(_app_with_reads_only_routes()) as c:
         assert c.get("/in-transaction").json() == {"autocommit": True}
 
 
@@ -185,10 +184,9 @@ def test_the_same_route_without_the_mark_keeps_its_transaction(
 def test_the_busiest_read_routes_are_marked_reads_only() -> None:
     from app.main import create_app
 
-    marked = {(sorted(ctx.methods or ())[0], ctx.path) for ctx in iter_route_contexts(
-        create_app().routes) if getattr(ctx.endpoint, "__atelier_reads_only__", False)}
-    assert {("GET", "/v1/jobs"), ("GET", "/v1/datasets"), ("GET", "/v1/models"),
-            ("GET", "/v1/jobs/{job_id}/checkpoints")} <= marked
+    marked = {label for label, ctx in served_routes(create_app()) if is_reads_only(ctx.endpoint)}
+    assert {"['GET'] /v1/jobs", "['GET'] /v1/datasets", "['GET'] /v1/models",
+            "['GET'] /v1/jobs/{job_id}/checkpoints"} <= marked
 
 
 # --- storage without a thread-pool trip -------------------------------------------------------
@@ -204,9 +202,7 @@ def test_no_route_takes_its_storage_from_a_plain_function() -> None:
                 offenders.append(label)
             walk(sub, label)
 
-    routes = 0
-    for ctx in iter_route_contexts(create_app().routes):
-        if getattr(ctx, "dependant", None) is not None:
-            routes += 1
-            walk(ctx.dependant, f"{sorted(ctx.methods or ())} {ctx.path}")
-    assert routes > 40 and not offenders, offenders
+    routes = list(served_routes(create_app()))
+    for label, ctx in routes:
+        walk(ctx.dependant, label)
+    assert len(routes) > 40 and not offenders, offenders

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.core.deps import get_db
 from tests.concurrency.live import Live, live_server, sqlite_url
 from tests.conftest import REDIS_URL
+from tests.route_walk import served_routes
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 
@@ -41,13 +41,8 @@ def _wrong_db_uses(app: FastAPI) -> tuple[int, list[str]]:
             found = walk(sub, route, f"{trail} -> {name}") or found
         return found
 
-    # Routes as served: each with the app's and its routers' dependencies (the rate limiter's
-    # included), however FastAPI composes included routers.
-    for ctx in iter_route_contexts(app.routes):
-        dependant = getattr(ctx, "dependant", None)
-        if isinstance(ctx.original_route, APIRoute) and dependant is not None:
-            label = f"{sorted(ctx.methods or ())} {ctx.path}"
-            reaching += walk(dependant, label, getattr(ctx.endpoint, "__name__", "?"))
+    for label, ctx in served_routes(app):
+        reaching += walk(ctx.dependant, label, getattr(ctx.endpoint, "__name__", "?"))
     return reaching, wrong
 
 
