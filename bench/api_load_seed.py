@@ -211,6 +211,8 @@ def seed(pg_url: str, size: SeedSize) -> list[OrgSeed]:
         conn.commit()
     with psycopg.connect(libpq, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # what autovacuum gives a long-lived database
+        # Flush the seed's dirty pages now, or the checkpointer writes them during the run.
+        conn.execute("CHECKPOINT")
     print(f"seeded: {', '.join(f'{m.__tablename__} {len(r):,}' for m, r in rows.items())}",
           flush=True)
     return orgs

@@ -11,7 +11,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Select
+from sqlalchemy import Select, bindparam
 from sqlalchemy.orm import Session
 
 from app.core.errors import Unprocessable
@@ -62,17 +62,38 @@ def paginate(
 ) -> dict[str, Any]:
     """A page of ``stmt`` (with bound values ``bind``) by ``id_column``; ``rows=True`` for a
     statement of columns (plain rows) rather than of one entity."""
-    if params.cursor:
-        stmt = stmt.where(id_column < params.cursor if params.order == "desc"
-                          else id_column > params.cursor)
-    stmt = stmt.order_by(id_column.desc() if params.order == "desc" else id_column.asc())
-    stmt = stmt.limit(params.limit + 1)
+    paged = _paged(stmt, id_column, params.cursor is not None, params.order)
+    values = {**(bind or {}), "page_limit": params.limit + 1, "page_cursor": params.cursor}
     # Plain rows need none of the ORM's result machinery: run on the session's connection.
-    found: Sequence[Any] = (session.connection().execute(stmt, bind).all() if rows
-                            else session.scalars(stmt, bind).all())
+    found: Sequence[Any] = (session.connection().execute(paged, values).all() if rows
+                            else session.scalars(paged, values).all())
     more = len(found) > params.limit
     found = found[: params.limit]
     return {
         "items": [render(r) for r in found],
         "next_cursor": found[-1].id if more and found else None,
     }
+
+
+_PAGED: dict[tuple[int, int, bool, str], tuple[Select[Any], Any, Select[Any]]] = {}
+
+
+def _paged(stmt: Select[Any], id_column: Any, with_cursor: bool, order: str) -> Select[Any]:
+    """``stmt`` with the cursor, order and limit as parameters, built once per shape: building
+    a statement per request also rebuilds its cache key, a walk of every column it selects.
+    Keyed by identity (SQL expressions overload ``==``); the entry keeps ``stmt`` alive so its
+    id cannot be reused while cached. Statements built per request just pass through."""
+    key = (id(stmt), id(id_column), with_cursor, order)
+    hit = _PAGED.get(key)
+    if hit is not None and hit[0] is stmt and hit[1] is id_column:
+        return hit[2]
+    paged = stmt
+    if with_cursor:
+        cursor = bindparam("page_cursor")
+        paged = paged.where(id_column < cursor if order == "desc" else id_column > cursor)
+    paged = paged.order_by(id_column.desc() if order == "desc" else id_column.asc())
+    paged = paged.limit(bindparam("page_limit"))
+    if len(_PAGED) >= 256:  # per-request statements (search filters) must not pile up
+        _PAGED.clear()
+    _PAGED[key] = (stmt, id_column, paged)
+    return paged

@@ -25,6 +25,7 @@ JOB_ROWS = select(
       if attr.key != "dataset_snapshot"),
     func.json_array_length(TrainingJob.dataset_snapshot).label("item_count"),
 ).where(TrainingJob.org_id == bindparam("org_id"))
+JOB_ROWS_OF_STATUS = JOB_ROWS.where(TrainingJob.status == bindparam("status"))
 
 
 def eta_seconds(job: Job) -> float | None:

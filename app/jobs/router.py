@@ -16,7 +16,7 @@ from app.identity.principal import Principal, require
 from app.integrations import quotas
 from app.jobs import events, service
 from app.jobs.deletion import router as deletion_router
-from app.jobs.rendering import JOB_ROWS, checkpoint_fields, job_fields, job_out
+from app.jobs.rendering import JOB_ROWS, JOB_ROWS_OF_STATUS, checkpoint_fields, job_fields, job_out
 from app.jobs.schemas import (
     BaseModelOut,
     CheckpointOut,
@@ -77,11 +77,8 @@ def create_job(body: JobCreate, request: Request, db: Session = DB,
 def list_jobs(status: JobStatus | None = Query(None), page: PageParams = PAGE,
               db: Session = DB,
               principal: Principal = Depends(require("jobs:read"))) -> Response:
-    stmt = JOB_ROWS
-    if status:
-        stmt = stmt.where(TrainingJob.status == status)
-    result = paginate(db, stmt, TrainingJob.id, page, lambda j: j, rows=True,
-                      bind={"org_id": principal.org_id})
+    result = paginate(db, JOB_ROWS_OF_STATUS if status else JOB_ROWS, TrainingJob.id, page,
+                      lambda j: j, rows=True, bind={"org_id": principal.org_id, "status": status})
     positions = service.queue_positions(db, result["items"])
     result["items"] = [job_fields(j, positions.get(j.id)) for j in result["items"]]
     return plain_json(result)

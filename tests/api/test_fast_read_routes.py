@@ -88,6 +88,31 @@ def test_job_pages_are_what_their_schema_writes(client: TestClient, tenant: Tena
         assert running["created_at"].endswith("Z") and running["item_count"] == 1
 
 
+@pytest.mark.parametrize("order", ["desc", "asc"])
+@pytest.mark.parametrize("status", [None, "running"])
+def test_job_pages_walk_every_job_once_in_order(client: TestClient, tenant: Tenant,
+                                                order: str, status: str | None) -> None:
+    """The page statements are built once with the cursor and limit as parameters: walking
+    with a small limit must still give every job once, in order, with the filter applied."""
+    from app.core.pagination import _PAGED
+
+    ids = _jobs_in_every_state(tenant)
+    listed = client.get(f"/v1/jobs?limit=200&order={order}", headers=tenant.auth).json()
+    expected = [j["id"] for j in listed["items"] if status in (None, j["status"])]
+    assert len(expected) == (2 if status else len(ids) + 1)
+    assert expected == sorted(expected, reverse=order == "desc")
+    seen, cursor, built = [], "", len(_PAGED)
+    while True:
+        query = f"limit=1&order={order}" + (f"&status={status}" if status else "") + cursor
+        page = client.get(f"/v1/jobs?{query}", headers=tenant.auth).json()
+        seen += [j["id"] for j in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert seen == expected
+    assert len(_PAGED) <= built + 2, "a page statement was rebuilt per request"
+
+
 def test_other_fast_routes_are_what_their_schemas_write(client: TestClient,
                                                         tenant: Tenant) -> None:
     from app.core.db import session_scope
