@@ -55,8 +55,10 @@ def _free_port() -> int:
 
 @contextmanager
 def api_server(pg_url: str, data_dir: Path, workers: int, redis_url: str | None,
+               settings: dict[str, str] | None = None,
                ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`atelier serve` on the database, as tests/concurrency/live.py starts it."""
+    """`atelier serve` on the database, as tests/concurrency/live.py starts it; ``settings``
+    (ATELIER_* variables) are the only ones it inherits, so a run measures what it names."""
     import httpx
 
     port = _free_port()
@@ -66,6 +68,7 @@ def api_server(pg_url: str, data_dir: Path, workers: int, redis_url: str | None,
                ATELIER_BASE_URL=f"http://{HOST}:{port}", PYTHONPATH=str(ROOT))
     if redis_url:
         env.update(ATELIER_REDIS_URL=redis_url, ATELIER_BROKER_URL=redis_url)
+    env.update(settings or {})
     atelier = str(Path(sys.executable).parent / "atelier")
     log = (data_dir / "serve.log").open("wb")
     proc = subprocess.Popen([atelier, "serve", "--host", HOST, "--port", str(port),
@@ -203,14 +206,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         orgs = seed(pg_url, size)
         print(f"seed took {time.perf_counter() - t:.1f} s", flush=True)
-        with api_server(pg_url, data_dir, args.workers, redis_url) as (base, proc):
+        settings = dict(args.setting)
+        with api_server(pg_url, data_dir, args.workers, redis_url, settings) as (base, proc):
             port = int(base.rsplit(":", 1)[1])
             for i, rate in enumerate(args.rate):
                 if i:
                     time.sleep(5)  # let the server finish what the last run left it
                 runs.append(_load(args, rate, orgs, port, proc))
     return {"routes": runs[0]["routes"], "runs": runs, "seed": size.__dict__,
-            "redis": bool(redis_url)}
+            "redis": bool(redis_url),
+            "settings": dict(args.setting)}
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("ATELIER_"):
+        raise argparse.ArgumentTypeError(f"expected ATELIER_NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-uvloop", dest="uvloop", action="store_false")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny seed, 20 requests/s for 3 s, bodies checked")
+    parser.add_argument("--setting", type=_setting, action="append", default=[],
+                        metavar="ATELIER_X=V", help="a server setting, e.g. "
+                        "ATELIER_DB_POOL_SIZE=20 (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     # A plain kill must still stop the server and drop the database (the finally blocks).

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
         "API process lets at most db_pool_size + db_max_overflow requests use the database at "
         "once; the rest wait their turn without holding a thread."
     )
+    api_warm_up: bool = Field(
+        True, description="PostgreSQL: before an API process takes traffic, open its pool's "
+        "connections and run its busiest queries once on each (app.core.warmup)."
+    )
     db_statement_timeout_ms: int = Field(
         30_000, ge=0, description="PostgreSQL: longest API statement (0 = none; worker exempt)."
     )

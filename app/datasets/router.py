@@ -19,6 +19,7 @@ from app.core.errors import PayloadTooLarge, Unprocessable
 from app.core.json_response import plain_json
 from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import org_rows
+from app.core.warmup import warm_up_step
 from app.datasets import captions, limits, repository, service, uploads, views
 from app.datasets.deps import can_read, can_write, dataset_r, dataset_w, in_dataset, item_r, item_w
 from app.datasets.images import file_size
@@ -37,7 +38,7 @@ from app.datasets.schemas import (
     PresignResponse,
     UploadResult,
 )
-from app.identity.principal import Principal
+from app.identity.principal import Principal, no_one
 from app.integrations import quotas
 from app.models import Dataset, DatasetItem
 from app.storage.base import Storage
@@ -66,6 +67,9 @@ def list_datasets(page: PageParams = PAGE, db: Session = DB,
                       bind={"org_id": principal.org_id})
     result["items"] = views.dataset_fields(db, result["items"])
     return plain_json(result)
+
+
+warm_up_step(lambda db: list_datasets(page=PageParams(), db=db, principal=no_one()))
 
 
 @router.get("/datasets/{dataset_id}", response_model=DatasetOut, operation_id="get_dataset")

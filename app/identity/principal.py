@@ -14,6 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.core import bookkeeping
 from app.core.deps import DB
 from app.core.errors import Forbidden, Unauthorized
+from app.core.warmup import NO_ID, warm_up_step
 from app.identity.authorization import OPERATOR_KEY_ROLE, ROLE_SCOPES, authorize, key_grant
 from app.identity.security import matches, parse_api_key, sha256_hex
 from app.models import ApiKey, Membership, Organization, User, UserSession
@@ -77,6 +78,13 @@ _KEY_LOOKUP = (
     .outerjoin(User, User.id == Membership.user_id)
     .where(ApiKey.prefix == bindparam("prefix"))
 )
+
+warm_up_step(lambda db: db.execute(_KEY_LOOKUP, {"prefix": NO_ID}).first())
+
+
+def no_one() -> Principal:
+    """A principal of an organization that does not exist: the warm-up's (app.core.warmup)."""
+    return Principal(organization=Organization(id=NO_ID), type="api_key", scopes=frozenset())
 
 
 def _from_api_key(db: Session, raw: str) -> Principal:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -9,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from app.core import audit, idempotency, stream_limits
 from app.core.deps import DB, reads_only
+from app.core.errors import NotFound
 from app.core.json_response import plain_json
 from app.core.pagination import PAGE, Page, PageParams, paginate
-from app.core.tenancy import path_object
-from app.identity.principal import Principal, require
+from app.core.tenancy import get_scoped, path_object
+from app.core.warmup import NO_ID, warm_up_step
+from app.identity.principal import Principal, no_one, require
 from app.integrations import quotas
 from app.jobs import events, service
 from app.jobs.deletion import router as deletion_router
@@ -28,7 +31,7 @@ from app.jobs.schemas import (
 )
 from app.models import JobLogLine, JobMetric, TrainingJob
 from app.storage.base import Storage
-from app.storage.factory import STORAGE
+from app.storage.factory import STORAGE, get_storage
 from worker.training.templates import TEMPLATES
 
 router = APIRouter(prefix="/v1", tags=["training"])
@@ -121,6 +124,18 @@ def list_checkpoints(job_id: str, db: Session = DB,
                      storage: Storage = STORAGE,
                      job: TrainingJob = Depends(_job)) -> Response:
     return plain_json(checkpoint_fields(db, storage, job))
+
+
+@warm_up_step
+def _warm_up(db: Session) -> None:
+    """The busiest routes' queries (a first and a later page, a job, its checkpoints) for an
+    org and a job that do not exist."""
+    nobody = no_one()
+    for cursor in (None, NO_ID):
+        list_jobs(status=None, page=PageParams(cursor=cursor), db=db, principal=nobody)
+    with suppress(NotFound):
+        get_scoped(db, TrainingJob, NO_ID, nobody)
+    checkpoint_fields(db, get_storage(), TrainingJob(id=NO_ID, org_id=NO_ID))
 
 
 @router.get("/jobs/{job_id}/metrics", response_model=MetricsOut, operation_id="get_job_metrics")

@@ -13,7 +13,8 @@ from app.core.deps import DB, reads_only
 from app.core.json_response import plain_json
 from app.core.pagination import PAGE, Page, PageParams, paginate
 from app.core.tenancy import org_rows, path_object
-from app.identity.principal import Principal, require
+from app.core.warmup import warm_up_step
+from app.identity.principal import Principal, no_one, require
 from app.library import service
 from app.library.finalize import finalize
 from app.library.schemas import (
@@ -27,7 +28,7 @@ from app.library.schemas import (
 from app.library.usage import UsageOut, usage_for
 from app.models import Model, TrainingJob
 from app.storage.base import Storage
-from app.storage.factory import STORAGE
+from app.storage.factory import STORAGE, get_storage
 
 router = APIRouter(prefix="/v1", tags=["library"])
 
@@ -84,6 +85,10 @@ def list_models(
     return plain_json(paginate(db, stmt, Model.id, page,
                                lambda m: service.model_fields(m, storage), rows=True,
                                bind={"org_id": principal.org_id}))
+
+
+warm_up_step(lambda db: list_models(type=None, architecture=None, q=None, page=PageParams(),
+                                    principal=no_one(), db=db, storage=get_storage()))
 
 
 @router.get("/models/{model_id}", response_model=ModelOut, operation_id="get_model")

@@ -174,6 +174,7 @@ def test_last_used_bookkeeping_skips_a_locked_row_instead_of_waiting(
 
     from sqlalchemy import select
 
+    from app.core.bookkeeping import engine as bookkeeping_engine
     from app.core.bookkeeping import mark_key_used
     from app.core.db import get_sessionmaker
     from app.models import ApiKey
@@ -193,3 +194,10 @@ def test_last_used_bookkeeping_skips_a_locked_row_instead_of_waiting(
     assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is True
     # Throttled: a second use within the minute writes nothing.
     assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is False
+    # Its non-waiting settings were its transaction's only, not its pooled connections' (both).
+    engine = bookkeeping_engine()
+    with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            assert conn.exec_driver_sql(
+                "SELECT current_setting('lock_timeout'), current_setting('synchronous_commit')",
+            ).one() == ("0", "on")
