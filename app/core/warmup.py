@@ -35,8 +35,8 @@ def warm_up_step(step: Step) -> Step:
 
 
 def warm_up() -> int:
-    """Run every step on each of the pool's connections (PostgreSQL only: SQLite has no
-    per-connection catalog and the embedded default no load to prepare for). Returns how many
+    """Run every step on each of the pool's connections (PostgreSQL only: the embedded SQLite
+    default has no such load to prepare for). Returns how many
     connections were warmed; a failure is logged, never raised: a database that is down now
     must not keep the API from starting and answering its health checks."""
     settings = get_settings()
@@ -59,6 +59,6 @@ def warm_up() -> int:
     finally:
         for db in sessions:
             db.close()
-    log.info("warmed %d connections with %d queries each in %.0f ms", len(sessions),
+    log.info("warmed %d connections, %d steps each, in %.0f ms", len(sessions),
              len(_STEPS), 1000 * (time.perf_counter() - started))
     return len(sessions)
