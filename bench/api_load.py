@@ -57,8 +57,9 @@ def _free_port() -> int:
 def api_server(pg_url: str, data_dir: Path, workers: int, redis_url: str | None,
                settings: dict[str, str] | None = None,
                ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`atelier serve` on the database, as tests/concurrency/live.py starts it; ``settings``
-    (ATELIER_* variables) are the only ones it inherits, so a run measures what it names."""
+    """`atelier serve` on the database, as tests/concurrency/live.py starts it. Of the caller's
+    ATELIER_* variables it inherits none: besides its data dir, database, storage, base URL
+    and Redis it gets only ``settings``, so a run measures what it names."""
     import httpx
 
     port = _free_port()
@@ -159,7 +160,8 @@ def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
           f"the run; server CPU {extra['server_cpu_pct']:.0f}% of one core "
           f"({extra['workers']} worker(s)); generator CPU {extra['generator_cpu_pct']:.1f}% of "
           f"one core, {extra['connections']} connections, max send lag "
-          f"{extra['max_send_lag_ms']:.1f} ms")
+          f"{extra['max_send_lag_ms']:.1f} ms (at {extra['max_send_lag_at_s']:.1f} s); slowest "
+          f"answer due at {extra['slowest_at_s']:.1f} s")
 
 
 def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
@@ -172,7 +174,10 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
     results, stats = asyncio.run(drive(plan, port, args.check))
     busy1, total1 = _cpu_times()
     server_cpu = _process_cpu_s(server.pid) - server0
-    table = summarize([r for r in results if r.due >= args.warmup], args.duration)
+    measured = [r for r in results if r.due >= args.warmup]
+    table = summarize(measured, args.duration)
+    answered = [r for r in measured if r.latency is not None]
+    slowest = max(answered, key=lambda r: r.latency or 0.0).due if answered else 0.0
     wall = stats["wall_s"]
     extra = {
         "load_before": " ".join(f"{x:.2f}" for x in load_before),
@@ -181,6 +186,7 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
         "server_cpu_pct": 100 * server_cpu / wall, "workers": args.workers,
         "generator_cpu_pct": 100 * stats["generator_cpu_s"] / wall,
         "connections": stats["connections"], "max_send_lag_ms": stats["max_send_lag_ms"],
+        "max_send_lag_at_s": stats["max_send_lag_at_s"], "slowest_at_s": slowest,
         "rate": rate, "duration_s": args.duration,
     }
     print(f"\n== {rate:g} requests/s for {args.duration:g} s "

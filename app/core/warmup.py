@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from app.core import bookkeeping
-from app.core.db import get_sessionmaker
+from app.core.db import get_api_engine, get_sessionmaker
 from app.core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def warm_up() -> int:
     connections were warmed; a failure is logged, never raised: a database that is down now
     must not keep the API from starting and answering its health checks."""
     settings = get_settings()
-    if not (settings.api_warm_up and settings.database_url.startswith("postgresql")):
+    if not (settings.api_warm_up and get_api_engine().dialect.name == "postgresql"):
         return 0
     started = time.perf_counter()
     make = get_sessionmaker(api=True, read_only=True)
