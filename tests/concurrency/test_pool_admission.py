@@ -18,6 +18,7 @@ import pytest
 
 from tests.concurrency.live import Live, live_server
 from tests.conftest import REDIS_URL
+from tests.fixtures_browser import run_async
 
 BURST = 120  # three times anyio's default 40 threads
 ANSWER_S = 20.0  # the deadlock held every request for the 30 s pool timeout
@@ -59,7 +60,7 @@ def test_a_burst_past_the_thread_pool_is_answered(live: Live) -> None:
     org = live.org(keys=1)
     paths = [("/v1/jobs", "/v1/datasets", "/v1/models")[i % 3] for i in range(BURST)]
     started = time.monotonic()
-    statuses = asyncio.run(_burst(live.base, paths, org.auth()))
+    statuses = run_async(lambda: _burst(live.base, paths, org.auth()))
     assert statuses == [200] * BURST, (
         f"{statuses.count(0)} of {BURST} unanswered within {ANSWER_S} s, "
         f"other statuses {sorted(set(statuses) - {0, 200})}")
@@ -103,4 +104,4 @@ def test_stalled_uploads_hold_no_place_at_the_gate(live: Live) -> None:
             for writer in writers:
                 writer.close()
 
-    assert asyncio.run(scenario()) == [200, 200, 200]
+    assert run_async(scenario) == [200, 200, 200]

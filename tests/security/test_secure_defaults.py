@@ -93,7 +93,10 @@ def test_fresh_install_gets_a_random_demo_password_and_private_secret(up: tuple[
     assert len(secret.read_text().strip()) >= 32
 
 
-def test_presigned_urls_follow_the_port_and_stay_out_of_the_log(up: tuple[Up, str]) -> None:
+@pytest.fixture(scope="module")
+def uploaded(up: tuple[Up, str]) -> dict[str, str]:
+    """One image uploaded through a presigned URL into a new dataset, for every test that
+    needs stored data (each may run alone): the dataset's id and the URLs involved."""
     server, printed = up
     _, key = _printed(printed)
     png = _png()
@@ -104,8 +107,6 @@ def test_presigned_urls_follow_the_port_and_stay_out_of_the_log(up: tuple[Up, st
             {"filename": "a.png", "content_type": "image/png", "size": len(png)}]})
         assert r.status_code == 200, r.text
         (upl,) = r.json()["uploads"]
-        # Not port 8000: where this server listens.
-        assert upl["url"].startswith(f"{server.base}/storage/"), upl["url"]
         sent = httpx.post(upl["url"], data=upl["fields"], files={"file": ("a.png", png,
                                                                           "image/png")})
         assert sent.status_code == 204, sent.text
@@ -113,13 +114,22 @@ def test_presigned_urls_follow_the_port_and_stay_out_of_the_log(up: tuple[Up, st
                       json={"upload_ids": [upl["upload_id"]]})
         assert len(done.json()["created"]) == 1, done.text
         item = c.get(f"/v1/datasets/{ds['id']}/items").json()["items"][0]
-    got = httpx.get(item["url"], timeout=30)
-    assert got.status_code == 200 and got.content == png
+    return {"dataset_id": ds["id"], "upload_url": upl["url"], "item_url": item["url"]}
+
+
+def test_presigned_urls_follow_the_port_and_stay_out_of_the_log(
+        up: tuple[Up, str], uploaded: dict[str, str]) -> None:
+    server, _ = up
+    upload_url, item_url = uploaded["upload_url"], uploaded["item_url"]
+    # Not port 8000: where this server listens.
+    assert upload_url.startswith(f"{server.base}/storage/"), upload_url
+    got = httpx.get(item_url, timeout=30)
+    assert got.status_code == 200 and got.content == _png()
     assert got.headers["x-content-type-options"] == "nosniff"
     assert got.headers["content-security-policy"] == "default-src 'none'; sandbox"
 
     log = server.log.read_text(errors="replace")
-    tokens = [u.rsplit("/", 1)[1] for u in (upl["url"], item["url"])]
+    tokens = [u.rsplit("/", 1)[1] for u in (upload_url, item_url)]
     assert "/storage/[redacted]" in log  # the requests were logged...
     for token in tokens:
         assert token not in log  # ...without their credential
@@ -148,15 +158,14 @@ def test_dashboard_pages_send_a_strict_csp(up: tuple[Up, str]) -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page.text)
 
 
-def test_dashboard_runs_under_its_csp_in_a_real_browser(up: tuple[Up, str],
-                                                        browser: Browser) -> None:
+def test_dashboard_runs_under_its_csp_in_a_real_browser(
+        up: tuple[Up, str], uploaded: dict[str, str], browser: Browser) -> None:
     """Every page loads with no CSP violation (scripts, styles, images from /storage)."""
     from tests.e2e.conftest import sign_in
 
     server, printed = up
-    password, key = _printed(printed)
-    ds = httpx.get(f"{server.base}/v1/datasets", headers={"Authorization": f"Bearer {key}"},
-                   timeout=30).json()["items"][0]
+    password, _ = _printed(printed)
+    ds = {"id": uploaded["dataset_id"]}
     problems: list[str] = []
     context = browser.new_context()
     try:
@@ -177,14 +186,11 @@ def test_dashboard_runs_under_its_csp_in_a_real_browser(up: tuple[Up, str],
     assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
 
 
-def test_a_restart_keeps_the_secret_and_prints_no_password(up: tuple[Up, str]) -> None:
-    server, printed = up
-    _, key = _printed(printed)
+def test_a_restart_keeps_the_secret_and_prints_no_password(
+        up: tuple[Up, str], uploaded: dict[str, str]) -> None:
+    server, _ = up
     secret = (server.data / "secret_key").read_text()
-    with httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {key}"},
-                      timeout=60) as c:
-        ds = c.get("/v1/datasets").json()["items"][0]
-        url = c.get(f"/v1/datasets/{ds['id']}/items").json()["items"][0]["url"]
+    url = uploaded["item_url"]
     server.stop()
     again = server.start()
     assert "Demo org created" not in again and "(shown once)" not in again
