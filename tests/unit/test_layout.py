@@ -37,6 +37,7 @@ def test_api_image_has_no_torch_and_worker_image_is_cuda() -> None:
     worker = (ROOT / "Dockerfile.worker").read_text()
     assert api_runs and not any("torch" in ln or "[worker]" in ln for ln in api_runs)
     assert "nvidia/cuda" in worker and "[worker]" in worker
+    assert "onnxruntime-gpu" in worker  # the captioning taggers on the GPU, not the CPU
 
 
 def _imports(folder: str) -> dict[str, list[str]]:
