@@ -1,8 +1,8 @@
 """Run one caption job: claim it, load the captioner once, caption the frozen items batch by
 batch from where the job stands, and end it in the right state.
 
-The claim and the end are the training runner's (worker/runner/run_job.py): the same limits
-under the org's lock, the same conditional state changes, the same error reporting.
+The claim is the training runner's (worker/runner/claim.py: the same limits under the org's
+lock), and so are the conditional state changes and the error reporting.
 """
 
 from __future__ import annotations
@@ -18,15 +18,14 @@ from sqlalchemy import select, update
 
 from app.captioning.notify import caption_job_status_changed
 from app.core.db import session_scope
-from app.core.locking import lock_org
 from app.core.settings import get_settings
-from app.integrations import quotas
 from app.jobs.dispatch import dispatch_soon
 from app.jobs.state import finish, now, transition
-from app.models import Captioner, CaptionJob, DatasetItem, Organization
+from app.models import Captioner, CaptionJob, DatasetItem
 from app.storage.base import Storage
 from app.storage.factory import get_storage
 from worker.runner.caption_reporter import CaptionReporter
+from worker.runner.claim import claim_queued
 from worker.runner.error_report import new_error_id, scrub
 from worker.runner.run_job import worker_identity
 from worker.runner.scratch import cached_file
@@ -50,24 +49,9 @@ class Claim:
 
 def _claim(job_id: str, worker_id: str) -> Claim | None:
     with session_scope() as db:
-        job = db.get(CaptionJob, job_id)
+        job = claim_queued(db, CaptionJob, job_id, worker_id, _not_started)
         if job is None:
             return None
-        lock_org(db, job.org_id)  # limits checked and the start recorded as one step
-        db.refresh(job)
-        org = db.get(Organization, job.org_id)
-        if job.status != "queued" or org is None:
-            return None
-        decision, why = quotas.start_decision(db, org, job)
-        if decision != "start":
-            _not_started(db, job, decision, why)
-            return None
-        if not transition(db, job_id, ["queued"], "running", model=CaptionJob,
-                          worker_id=worker_id, heartbeat_at=now(),
-                          started_at=job.started_at or now(),
-                          attempts=CaptionJob.attempts + 1, dispatched_at=None):
-            return None  # cancelled meanwhile, or a duplicate message
-        db.refresh(job)
         captioner = db.scalar(select(Captioner).where(Captioner.key == job.captioner))
         log.info("caption job %s attempt %s started on %s at item %s", job_id, job.attempts,
                  worker_id, job.progress_done)

@@ -12,14 +12,14 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.core.db import session_scope
-from app.core.locking import lock_org
 from app.core.settings import get_settings
 from app.integrations import quotas
 from app.jobs.dispatch import dispatch_soon
 from app.jobs.notify import job_status_changed
 from app.jobs.state import finish, now, transition
-from app.models import BaseModel, JobLogLine, Organization, TrainingJob
+from app.models import BaseModel, JobLogLine, TrainingJob
 from app.storage.factory import get_storage
+from worker.runner.claim import claim_queued
 from worker.runner.error_report import new_error_id, summary
 from worker.runner.reporter import JobReporter
 from worker.runner.scratch import fetch_snapshot, reset_dir
@@ -34,29 +34,11 @@ def worker_identity() -> str:
 
 def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
     with session_scope() as db:
-        job = db.get(TrainingJob, job_id)
+        job = claim_queued(db, TrainingJob, job_id, worker_id, _not_started, lambda job: {
+            "gpu_seconds_reserved": TrainingJob.gpu_seconds
+            + quotas.expected_gpu_seconds(job.total_steps, job.resume_step or 0)})
         if job is None:
             return None
-        # The concurrency and GPU limits are checked and the start recorded as one step for
-        # the org (app/integrations/quotas.py).
-        lock_org(db, job.org_id)
-        db.refresh(job)
-        org = db.get(Organization, job.org_id)
-        if job.status != "queued" or org is None:
-            return None
-        decision, why = quotas.start_decision(db, org, job)
-        if decision != "start":
-            _not_started(db, job, decision, why)
-            return None
-        claimed = transition(
-            db, job_id, ["queued"], "running", worker_id=worker_id, heartbeat_at=now(),
-            started_at=job.started_at or now(), attempts=TrainingJob.attempts + 1,
-            dispatched_at=None, gpu_seconds_reserved=TrainingJob.gpu_seconds
-            + quotas.expected_gpu_seconds(job.total_steps, job.resume_step or 0),
-        )
-        if not claimed:
-            return None  # cancelled meanwhile, or a duplicate message: nothing to do
-        db.refresh(job)
         base = db.scalar(select(BaseModel).where(BaseModel.key == job.base_model))
         first_attempt = job.attempts == 1
         db.add(JobLogLine(job_id=job_id, created_at=now(), message=(
