@@ -165,7 +165,7 @@ def test_dashboard_runs_under_its_csp_in_a_real_browser(
 
     server, printed = up
     password, _ = _printed(printed)
-    ds = {"id": uploaded["dataset_id"]}
+    dataset_id = uploaded["dataset_id"]
     problems: list[str] = []
     context = browser.new_context()
     try:
@@ -173,12 +173,12 @@ def test_dashboard_runs_under_its_csp_in_a_real_browser(
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
         sign_in(page, server.base, DEMO, password)
-        for path in ("/", "/datasets", f"/datasets/{ds['id']}", "/jobs", "/jobs/new",
+        for path in ("/", "/datasets", f"/datasets/{dataset_id}", "/jobs", "/jobs/new",
                      "/models", "/settings"):
             page.goto(f"{server.base}{path}")
             page.wait_for_load_state("networkidle")
         # The dataset page showed the uploaded image (img-src allows /storage).
-        page.goto(f"{server.base}/datasets/{ds['id']}")
+        page.goto(f"{server.base}/datasets/{dataset_id}")
         page.wait_for_function("() => [...document.images].some("
                                "i => i.src.includes('/storage/') && i.naturalWidth > 0)")
     finally:
