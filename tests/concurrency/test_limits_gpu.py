@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from app.core.db import session_scope
-from app.models import JobLogLine, Organization, TrainingJob
+from app.models import JobLogLine, Organization, TrainingJob, WebhookDelivery, WebhookEndpoint
 from tests.concurrency.limits_support import at_once
 from tests.conftest import Tenant
 from tests.jobs.conftest import job_body, make_dataset
@@ -85,12 +85,18 @@ def test_gpu_seconds_are_reserved_at_start_and_an_empty_quota_starts_nothing(
         # That job used up the month's seconds and ended.
         db.execute(update(TrainingJob).where(TrainingJob.id == job.id)
                    .values(status="succeeded", gpu_seconds=5.0))
+        db.add(WebhookEndpoint(org_id=tenant.org_id, url="https://hooks.example/atelier",
+                               secret="s", events=["job.failed"]))
     waiting = [j for j in ids if j not in started]
     assert _claim(waiting[0], "test-worker-late") is None
     with session_scope() as db:
         failed = db.get(TrainingJob, waiting[0])
         assert failed is not None and failed.status == "failed"
         assert failed.error and failed.error.startswith("GPU quota reached: 5.0 of 5 GPU seconds")
+        # The tenant hears of it as of any other failure.
+        sent = db.scalars(select(WebhookDelivery).where(WebhookDelivery.org_id == tenant.org_id))
+        assert [(d.event, d.payload["data"]["job_id"]) for d in sent] == [
+            ("job.failed", waiting[0])]
     r = client.post("/v1/jobs", json=job_body(make_dataset(tenant, 1), tiny_base_model,
                                               caption_prefix="zkw"), headers=tenant.auth)
     assert r.status_code == 429 and r.json()["quota"] == "monthly_gpu_seconds_limit", r.text

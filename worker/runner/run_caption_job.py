@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.captioning.notify import caption_job_status_changed
 from app.core.db import session_scope
 from app.core.settings import get_settings
 from app.jobs.dispatch import dispatch_soon
-from app.jobs.state import finish, now, transition
+from app.jobs.state import finish, now
 from app.models import Captioner, CaptionJob, DatasetItem
 from app.storage.base import Storage
 from app.storage.factory import get_storage
@@ -61,16 +61,11 @@ def _claim(job_id: str, worker_id: str) -> Claim | None:
                      captioner.source if captioner else None, job.style, job.captioner)
 
 
-def _not_started(db: Any, job: CaptionJob, decision: str, why: str) -> None:
-    """Over a limit at the claim: wait in the queue (undispatched), or fail with the reason."""
-    if decision == "refuse":
-        if transition(db, job.id, ["queued"], "failed", model=CaptionJob, finished_at=now(),
-                      error=why, dispatched_at=None):
-            db.refresh(job)
-            caption_job_status_changed(db, job)
-        return
-    db.execute(update(CaptionJob).where(CaptionJob.id == job.id, CaptionJob.status == "queued")
-               .values(dispatched_at=None).execution_options(synchronize_session=False))
+def _not_started(db: Any, job: CaptionJob, outcome: str, why: str) -> None:
+    """A caption job that failed at the claim is announced; one that waits is not (the
+    dashboard shows it queued)."""
+    if outcome == "failed":
+        caption_job_status_changed(db, job)
 
 
 def _batches(ids: list[str], start: int, size: int) -> Iterator[tuple[int, list[str]]]:

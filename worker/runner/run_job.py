@@ -9,14 +9,14 @@ import socket
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.core.db import session_scope
 from app.core.settings import get_settings
 from app.integrations import quotas
 from app.jobs.dispatch import dispatch_soon
 from app.jobs.notify import job_status_changed
-from app.jobs.state import finish, now, transition
+from app.jobs.state import finish, now
 from app.models import BaseModel, JobLogLine, TrainingJob
 from app.storage.factory import get_storage
 from worker.runner.claim import claim_queued
@@ -51,18 +51,13 @@ def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
                 "gpu_seconds": job.gpu_seconds, "name": job.name}
 
 
-def _not_started(db: Any, job: TrainingJob, decision: str, why: str) -> None:
-    """Over a limit at the claim: wait in the queue (undispatched), or fail with the reason."""
-    if decision == "refuse":
-        if transition(db, job.id, ["queued"], "failed", finished_at=now(), error=why,
-                      dispatched_at=None):
-            db.refresh(job)
-            job_status_changed(db, job, "failed")
-        return
-    db.execute(update(TrainingJob).where(TrainingJob.id == job.id,
-                                         TrainingJob.status == "queued")
-               .values(dispatched_at=None).execution_options(synchronize_session=False))
-    db.add(JobLogLine(job_id=job.id, created_at=now(), message=f"waiting to start: {why}"))
+def _not_started(db: Any, job: TrainingJob, outcome: str, why: str) -> None:
+    """Tell the tenant why the claim did not start the job: a notice when it failed, a log
+    line while it waits."""
+    if outcome == "failed":
+        job_status_changed(db, job, "failed")
+    else:
+        db.add(JobLogLine(job_id=job.id, created_at=now(), message=f"waiting to start: {why}"))
 
 
 def user_facing_error(exc: BaseException) -> str:
