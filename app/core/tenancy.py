@@ -26,11 +26,12 @@ def scoped(model: type[M], principal: Principal) -> Select[tuple[M]]:
 
 
 @cache
-def org_rows(model: type[Any]) -> Select[Any]:
-    """Every column of ``model`` as plain rows of one org: bind
+def org_rows(model: type[Any], without: tuple[str, ...] = ()) -> Select[Any]:
+    """Every column of ``model`` but those named in ``without``, as plain rows of one org: bind
     ``org_id`` (``paginate(..., rows=True, bind=...)``). For list pages: building and tracking
     an ORM object per row was a large share of their time. Built once per model."""
-    columns = [getattr(model, attr.key) for attr in model.__mapper__.column_attrs]
+    columns = [getattr(model, attr.key) for attr in model.__mapper__.column_attrs
+               if attr.key not in without]
     return select(*columns).where(model.org_id == bindparam("org_id"))
 
 

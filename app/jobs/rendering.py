@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Row, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from app.core.tenancy import org_rows
 from app.jobs.schemas import JobOut, Progress
 from app.models import Checkpoint, TrainingJob, ValidationImage
 from app.storage.base import Storage
@@ -18,13 +19,10 @@ URL_TTL_S = 3600
 Job = TrainingJob | Row[Any]
 
 
-# The caller's jobs as plain rows: bind ``org_id``. Built once, like app.core.tenancy's
-# statements (constructing it was 0.15 ms a request).
-JOB_ROWS = select(
-    *(getattr(TrainingJob, attr.key) for attr in TrainingJob.__mapper__.column_attrs
-      if attr.key != "dataset_snapshot"),
-    func.json_array_length(TrainingJob.dataset_snapshot).label("item_count"),
-).where(TrainingJob.org_id == bindparam("org_id"))
+# The caller's jobs as plain rows: bind ``org_id``. Built once (constructing it was 0.15 ms a
+# request).
+JOB_ROWS = org_rows(TrainingJob, without=("dataset_snapshot",)).add_columns(
+    func.json_array_length(TrainingJob.dataset_snapshot).label("item_count"))
 JOB_ROWS_OF_STATUS = JOB_ROWS.where(TrainingJob.status == bindparam("status"))
 
 
