@@ -53,8 +53,7 @@ def test_every_registered_step_runs_cleanly(fresh_engine: None,
     # A route whose signature changed would break its step; warm_up() would only log it.
     with caplog.at_level(logging.WARNING, logger=warmup.__name__):
         assert warmup.warm_up() == get_settings().db_pool_size
-    assert not caplog.records
-    assert len(warmup._STEPS) >= 4  # key lookup, jobs and checkpoints, datasets, models
+    assert not caplog.records  # what the steps must cover: the test after this one
 
 
 def test_the_list_routes_compile_nothing_after_the_warm_up(fresh_engine: None,
