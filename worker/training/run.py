@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from worker.training.lora.config import LoraConfig
 from worker.training.pivotal.config import PivotalConfig
 from worker.training.textual_inversion.config import TextualInversionConfig
 from worker.training.types import TrainingExample, TrainingResult
+
+_METHODS = ((TextualInversionConfig, "textual_inversion"), (PivotalConfig, "pivotal"),
+            (LoraConfig, "lora"))
 
 
 def run_training(
@@ -26,38 +30,10 @@ def run_training(
 
     `output_name` (e.g. the job's name) is recorded in the files' metadata as their title.
     """
-    # Imported here so importing this module stays cheap until training actually starts.
-    if isinstance(config, TextualInversionConfig):
-        from worker.training.textual_inversion.train import train as train_ti
-
-        return train_ti(
-            config,
-            dataset,
-            callbacks,
-            model_source=model_source,
-            output_dir=output_dir,
-            output_name=output_name,
-        )
-    if isinstance(config, PivotalConfig):
-        from worker.training.pivotal.train import train as train_pivotal
-
-        return train_pivotal(
-            config,
-            dataset,
-            callbacks,
-            model_source=model_source,
-            output_dir=output_dir,
-            output_name=output_name,
-        )
-    if isinstance(config, LoraConfig):
-        from worker.training.lora.train import train as train_lora
-
-        return train_lora(
-            config,
-            dataset,
-            callbacks,
-            model_source=model_source,
-            output_dir=output_dir,
-            output_name=output_name,
-        )
+    for kind, method in _METHODS:
+        if isinstance(config, kind):
+            # Imported here so importing this module stays cheap until training starts.
+            train = importlib.import_module(f"worker.training.{method}.train").train
+            return train(config, dataset, callbacks, model_source=model_source,
+                         output_dir=output_dir, output_name=output_name)
     raise TypeError(f"unsupported training config {type(config).__name__}")
