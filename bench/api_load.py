@@ -130,20 +130,17 @@ def _cpu_times() -> tuple[float, float]:
     return sum(fields) - idle, sum(fields)
 
 
-def _process_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its children (the server's uvicorn workers)."""
-    total = 0.0
+def _process_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and of each of its children (the server's uvicorn workers)."""
     tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        pids.append(int(child))
-    for p in pids:
+    times = {}
+    for p in [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
         try:
             parts = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (float(parts[11]) + float(parts[12])) / tick
+            times[p] = (float(parts[11]) + float(parts[12])) / tick
         except (FileNotFoundError, IndexError):
             pass
-    return total
+    return times
 
 
 def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
@@ -158,8 +155,9 @@ def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
     print(f"\nmachine: {os.cpu_count()} CPUs, load average before {extra['load_before']}, "
           f"after {extra['load_after']}; machine busy {extra['machine_busy_pct']:.0f}% during "
           f"the run; server CPU {extra['server_cpu_pct']:.0f}% of one core "
-          f"({extra['workers']} worker(s)); generator CPU {extra['generator_cpu_pct']:.1f}% of "
-          f"one core, {extra['connections']} connections, max send lag "
+          f"({extra['workers']} worker(s): {extra['worker_cpu_pct']}); generator CPU "
+          f"{extra['generator_cpu_pct']:.1f}% of one core, {extra['connections']} connections, "
+          f"max send lag "
           f"{extra['max_send_lag_ms']:.1f} ms (at {extra['max_send_lag_at_s']:.1f} s); slowest "
           f"answer due at {extra['slowest_at_s']:.1f} s")
 
@@ -173,7 +171,9 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
     server0 = _process_cpu_s(server.pid)
     results, stats = asyncio.run(drive(plan, port, args.check))
     busy1, total1 = _cpu_times()
-    server_cpu = _process_cpu_s(server.pid) - server0
+    # Per process: the kernel hands each new connection to one worker, and an uneven split
+    # can saturate one worker while the other idles.
+    spent = {p: s - server0.get(p, 0.0) for p, s in _process_cpu_s(server.pid).items()}
     measured = [r for r in results if r.due >= args.warmup]
     table = summarize(measured, args.duration)
     answered = [r for r in measured if r.latency is not None]
@@ -183,7 +183,10 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
         "load_before": " ".join(f"{x:.2f}" for x in load_before),
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "machine_busy_pct": 100 * (busy1 - busy0) / max(total1 - total0, 1),
-        "server_cpu_pct": 100 * server_cpu / wall, "workers": args.workers,
+        "server_cpu_pct": 100 * sum(spent.values()) / wall, "workers": args.workers,
+        "worker_cpu_pct": " + ".join(  # the busiest children: the workers, not the tracker
+            f"{100 * s / wall:.0f}%" for s in sorted(
+                (s for p, s in spent.items() if p != server.pid), reverse=True)[:args.workers]),
         "generator_cpu_pct": 100 * stats["generator_cpu_s"] / wall,
         "connections": stats["connections"], "max_send_lag_ms": stats["max_send_lag_ms"],
         "max_send_lag_at_s": stats["max_send_lag_at_s"], "slowest_at_s": slowest,

@@ -31,7 +31,7 @@ POOL_SIZE = 2
 def _engine(url: str) -> Engine:
     # A pool of its own: the request already holds a connection of the main pool, and taking a
     # second one there could wait on (or exhaust) it under load. Here a busy pool means "skip".
-    return make_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=0.05)
+    return make_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=0)
 
 
 _STALE = or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < bindparam("cutoff"))

@@ -201,3 +201,26 @@ def test_last_used_bookkeeping_skips_a_locked_row_instead_of_waiting(
             assert conn.exec_driver_sql(
                 "SELECT current_setting('lock_timeout'), current_setting('synchronous_commit')",
             ).one() == ("0", "on")
+
+
+def test_last_used_bookkeeping_skips_when_its_pool_is_busy_instead_of_waiting(
+        service_env: dict[str, str]) -> None:
+    # A request that finds both bookkeeping connections in use must not wait for one: under a
+    # burst of first uses (a restart, every key stale) each wait held a request's thread.
+    from datetime import UTC, datetime, timedelta
+
+    from app.core.bookkeeping import POOL_SIZE, mark_key_used
+    from app.core.bookkeeping import engine as bookkeeping_engine
+    from tests.conftest import make_tenant
+
+    tenant = make_tenant()
+    now = datetime.now(UTC)
+    engine = bookkeeping_engine()
+    assert engine.pool.timeout() == 0  # type: ignore[attr-defined]
+    held = [engine.connect() for _ in range(POOL_SIZE)]
+    try:
+        assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is False
+    finally:
+        for conn in held:
+            conn.close()
+    assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is True
