@@ -133,7 +133,7 @@ def _cpu_times() -> tuple[float, float]:
 def _process_cpu_s(pid: int) -> dict[int, float]:
     """CPU seconds of a process and of each of its children (the server's uvicorn workers)."""
     tick = os.sysconf("SC_CLK_TCK")
-    times = {}
+    times: dict[int, float] = {}
     for p in [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]:
         try:
             parts = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
@@ -157,9 +157,8 @@ def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
           f"the run; server CPU {extra['server_cpu_pct']:.0f}% of one core "
           f"({extra['workers']} worker(s): {extra['worker_cpu_pct']}); generator CPU "
           f"{extra['generator_cpu_pct']:.1f}% of one core, {extra['connections']} connections, "
-          f"max send lag "
-          f"{extra['max_send_lag_ms']:.1f} ms (at {extra['max_send_lag_at_s']:.1f} s); slowest "
-          f"answer due at {extra['slowest_at_s']:.1f} s")
+          f"max send lag {extra['max_send_lag_ms']:.1f} ms (at {extra['max_send_lag_at_s']:.1f} "
+          f"s); slowest answer due at {extra['slowest_at_s']:.1f} s")
 
 
 def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,

@@ -30,7 +30,8 @@ POOL_SIZE = 2
 @lru_cache
 def _engine(url: str) -> Engine:
     # A pool of its own: the request already holds a connection of the main pool, and taking a
-    # second one there could wait on (or exhaust) it under load. Here a busy pool means "skip".
+    # second one there could wait on (or exhaust) it under load. Here a busy pool means "skip",
+    # at once (timeout 0): a wait held the request's thread (bench/README, the 11:35 table).
     return make_engine(url, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=0)
 
 
