@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.captioning.notify import caption_job_status_changed
 from app.core.db import session_scope
@@ -61,7 +62,7 @@ def _claim(job_id: str, worker_id: str) -> Claim | None:
                      captioner.source if captioner else None, job.style, job.captioner)
 
 
-def _not_started(db: Any, job: CaptionJob, outcome: str, why: str) -> None:
+def _not_started(db: Session, job: CaptionJob, outcome: str, why: str) -> None:
     """A caption job that failed at the claim is announced; one that waits is not (the
     dashboard shows it queued)."""
     if outcome == "failed":

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.core.db import session_scope
 from app.core.settings import get_settings
@@ -51,7 +52,7 @@ def _claim(job_id: str, worker_id: str) -> dict[str, Any] | None:
                 "gpu_seconds": job.gpu_seconds, "name": job.name}
 
 
-def _not_started(db: Any, job: TrainingJob, outcome: str, why: str) -> None:
+def _not_started(db: Session, job: TrainingJob, outcome: str, why: str) -> None:
     """Tell the tenant why the claim did not start the job: a notice when it failed, a log
     line while it waits."""
     if outcome == "failed":
