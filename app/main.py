@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 
 from app.captioning.router import router as captioning_router
+from app.core import bookkeeping
 from app.core.errors import install_error_handlers
 from app.core.openapi import install_openapi
 from app.core.security_headers import install_security_headers
@@ -37,7 +38,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     for _ in iter_route_contexts(app.routes):
         pass
     await anyio.to_thread.run_sync(warm_up)
-    yield
+    bookkeeping.start()
+    try:
+        yield
+    finally:
+        await anyio.to_thread.run_sync(bookkeeping.stop)  # what was noted since the last flush
 
 
 def create_app() -> FastAPI:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +23,6 @@ SESSION_COOKIE = "atelier_session"
 CSRF_COOKIE = "atelier_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass
@@ -103,11 +102,11 @@ def _from_api_key(db: Session, raw: str) -> Principal:
         raise Unauthorized("This API key has expired.")
     role = _key_role(key, row.role, row.is_active)
     last = _aware(key.last_used_at)
-    if last is None or now - last > LAST_USED_RESOLUTION:
-        # Written in its own short transaction that never waits (app.core.bookkeeping), not in
-        # the request's, where it would hold the key's row / SQLite's write lock all request.
-        if bookkeeping.mark_key_used(key.id, now, now - LAST_USED_RESOLUTION):
-            set_committed_value(key, "last_used_at", now)
+    if last is None or now - last > bookkeeping.RESOLUTION:
+        # Noted only: a thread writes it within a second, for every key at once, outside any
+        # request (app.core.bookkeeping). This request already sees it.
+        bookkeeping.note_key_used(key.id)
+        set_committed_value(key, "last_used_at", now)
     # A key never exceeds the member who made it: capped by their role as it is now.
     return Principal(organization=org, type="api_key", scopes=key_grant(key.scopes, role),
                      role=role, api_key=key)

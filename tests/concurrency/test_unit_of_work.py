@@ -167,35 +167,47 @@ def test_api_transactions_carry_timeouts_and_the_workers_do_not(
     assert shown(api=True) == ("30s", "1min")  # the API pool's own connections
 
 
+def _last_used(key_id: str) -> object:
+    from sqlalchemy import select
+
+    from app.core.db import session_scope
+    from app.models import ApiKey
+
+    with session_scope() as db:
+        return db.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+
 def test_last_used_bookkeeping_skips_a_locked_row_instead_of_waiting(
         service_env: dict[str, str]) -> None:
     import time
-    from datetime import UTC, datetime, timedelta
 
     from sqlalchemy import select
 
-    from app.core.bookkeeping import engine as bookkeeping_engine
-    from app.core.bookkeeping import mark_key_used
+    from app.core import bookkeeping
     from app.core.db import get_sessionmaker
     from app.models import ApiKey
     from tests.conftest import make_tenant
 
     tenant = make_tenant()
-    now = datetime.now(UTC)
     holder = get_sessionmaker()()
     try:  # another transaction holds the key's row (as a long request once did)
         holder.execute(select(ApiKey).where(ApiKey.id == tenant.api_key_id).with_for_update())
+        bookkeeping.note_key_used(tenant.api_key_id)
         started = time.monotonic()
-        assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is False
+        assert bookkeeping.flush() == 0
         assert time.monotonic() - started < 1
     finally:
         holder.rollback()
         holder.close()
-    assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is True
+    assert _last_used(tenant.api_key_id) is None
+    bookkeeping.note_key_used(tenant.api_key_id)
+    assert bookkeeping.flush() == 1
+    assert _last_used(tenant.api_key_id) is not None
     # Throttled: a second use within the minute writes nothing.
-    assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is False
+    bookkeeping.note_key_used(tenant.api_key_id)
+    assert bookkeeping.flush() == 0
     # Its non-waiting settings were its transaction's only, not its pooled connections' (both).
-    engine = bookkeeping_engine()
+    engine = bookkeeping.engine()
     with engine.connect() as first, engine.connect() as second:
         for conn in (first, second):
             assert conn.exec_driver_sql(
@@ -203,24 +215,52 @@ def test_last_used_bookkeeping_skips_a_locked_row_instead_of_waiting(
             ).one() == ("0", "on")
 
 
-def test_last_used_bookkeeping_skips_when_its_pool_is_busy_instead_of_waiting(
+def test_last_used_bookkeeping_keeps_its_notes_when_its_pool_is_busy(
         service_env: dict[str, str]) -> None:
-    # A request that finds both bookkeeping connections in use must not wait for one: under a
-    # burst of first uses (a restart, every key stale) each wait held a request's thread.
-    from datetime import UTC, datetime, timedelta
-
-    from app.core.bookkeeping import POOL_SIZE, mark_key_used
-    from app.core.bookkeeping import engine as bookkeeping_engine
+    # A flush that finds both bookkeeping connections in use must not wait for one, and must
+    # not drop what it was to write either: the next flush writes it.
+    from app.core import bookkeeping
     from tests.conftest import make_tenant
 
-    tenant = make_tenant()
-    now = datetime.now(UTC)
-    engine = bookkeeping_engine()
+    tenants = [make_tenant(), make_tenant()]
+    for tenant in tenants:
+        bookkeeping.note_key_used(tenant.api_key_id)
+    engine = bookkeeping.engine()
     assert engine.pool.timeout() == 0  # type: ignore[attr-defined]
-    held = [engine.connect() for _ in range(POOL_SIZE)]
+    held = [engine.connect() for _ in range(bookkeeping.POOL_SIZE)]
     try:
-        assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is False
+        assert bookkeeping.flush() == 0
     finally:
         for conn in held:
             conn.close()
-    assert mark_key_used(tenant.api_key_id, now, now - timedelta(minutes=1)) is True
+    assert bookkeeping.flush() == 2  # nothing noted since: these are the kept notes
+    assert all(_last_used(t.api_key_id) is not None for t in tenants)
+
+
+def test_a_request_only_notes_its_key_and_the_api_writes_it_off_the_request(
+        service_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The request path does no bookkeeping I/O; the API's thread writes within FLUSH_EVERY_S,
+    # and its shutdown writes what is left.
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from app.core import bookkeeping
+    from app.main import create_app
+    from tests.conftest import make_tenant
+
+    first, second = make_tenant(), make_tenant()
+    monkeypatch.setattr(bookkeeping, "FLUSH_EVERY_S", 0.2)
+    with TestClient(create_app()) as client:
+        assert client.get("/v1/jobs", headers=first.auth).status_code == 200
+        deadline = time.monotonic() + 5
+        while _last_used(first.api_key_id) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _last_used(first.api_key_id) is not None  # the thread wrote it
+        monkeypatch.setattr(bookkeeping, "FLUSH_EVERY_S", 3600.0)
+        bookkeeping.stop()  # a thread that now waits an hour: only the shutdown can write
+        bookkeeping.start()
+        assert client.get("/v1/jobs", headers=second.auth).status_code == 200
+        time.sleep(0.3)
+        assert _last_used(second.api_key_id) is None  # the request itself wrote nothing
+    assert _last_used(second.api_key_id) is not None  # written at shutdown
