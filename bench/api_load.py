@@ -123,11 +123,13 @@ def summarize(results: list[Result], measured_s: float) -> dict[str, dict[str, A
     return table
 
 
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+def _cpu_times() -> tuple[float, float, float]:
+    """(busy, stolen, total) jiffies of the whole machine, from /proc/stat. Stolen: time the
+    hypervisor gave this VM's CPUs to someone else, counted as busy (we could not run)."""
     fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
     idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
+    steal = fields[7] if len(fields) > 7 else 0.0
+    return sum(fields) - idle, steal, sum(fields)
 
 
 def _process_cpu_s(pid: int) -> dict[int, float]:
@@ -154,7 +156,8 @@ def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
             print(f"    e.g. {sample}")
     print(f"\nmachine: {os.cpu_count()} CPUs, load average before {extra['load_before']}, "
           f"after {extra['load_after']}; machine busy {extra['machine_busy_pct']:.0f}% during "
-          f"the run; server CPU {extra['server_cpu_pct']:.0f}% of one core "
+          f"the run (stolen by the host {extra['stolen_pct']:.1f}%); server CPU "
+          f"{extra['server_cpu_pct']:.0f}% of one core "
           f"({extra['workers']} worker(s): {extra['worker_cpu_pct']}); generator CPU "
           f"{extra['generator_cpu_pct']:.1f}% of one core, {extra['connections']} connections, "
           f"max send lag {extra['max_send_lag_ms']:.1f} ms (at {extra['max_send_lag_at_s']:.1f} "
@@ -166,10 +169,10 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
     """One open-loop run at ``rate``; prints and returns its figures."""
     plan = plan_requests(orgs, rate, args.warmup + args.duration, port, random.Random(1))
     load_before = os.getloadavg()
-    busy0, total0 = _cpu_times()
+    busy0, steal0, total0 = _cpu_times()
     server0 = _process_cpu_s(server.pid)
     results, stats = asyncio.run(drive(plan, port, args.check))
-    busy1, total1 = _cpu_times()
+    busy1, steal1, total1 = _cpu_times()
     # Per process: the kernel hands each new connection to one worker, and an uneven split
     # can saturate one worker while the other idles.
     spent = {p: s - server0.get(p, 0.0) for p, s in _process_cpu_s(server.pid).items()}
@@ -182,6 +185,7 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
         "load_before": " ".join(f"{x:.2f}" for x in load_before),
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "machine_busy_pct": 100 * (busy1 - busy0) / max(total1 - total0, 1),
+        "stolen_pct": 100 * (steal1 - steal0) / max(total1 - total0, 1),
         "server_cpu_pct": 100 * sum(spent.values()) / wall, "workers": args.workers,
         "worker_cpu_pct": " + ".join(  # the busiest children: the workers, not the tracker
             f"{100 * s / wall:.0f}%" for s in sorted(
