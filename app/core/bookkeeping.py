@@ -1,6 +1,6 @@
 """Bookkeeping writes (an API key's last use), batched off the request path.
 
-A request only notes that its key was used (``note_key_used``: a dict entry, no I/O). A thread
+A request only notes that its key was used (``note_key_used``: a set entry, no I/O). A thread
 of each API process writes what was noted once a second (``flush``), in one short transaction
 of its own for all the keys at once, on a tiny pool of its own, and at shutdown. Written inside
 the request, the marker held the key's row lock (PostgreSQL) or the database's write lock
