@@ -63,7 +63,9 @@ class _Noted:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.ids: set[str] = set()
-        self.flushing = threading.Lock()  # one flush at a time: the thread's, shutdown's, a test's
+        # A flush waits for one in flight, so it returns only once what that one took is
+        # written: the key listing's flush relies on it.
+        self.flushing = threading.Lock()
 
 
 _noted = _Noted()
