@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 # Run as a script, bench/ is on sys.path: its seeding and load-generator halves.
-from api_load_seed import OrgSeed, SeedSize, scratch_database, seed  # noqa: E402
+from api_load_seed import OrgSeed, SeedSize, libpq, scratch_database, seed  # noqa: E402
 from api_load_traffic import HOST, ROUTES, Result, drive, plan_requests  # noqa: E402
 
 REDIS = os.environ.get("ATELIER_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -145,6 +145,20 @@ def _process_cpu_s(pid: int) -> dict[int, float]:
     return times
 
 
+def _sessions_opened(pg_url: str) -> int:
+    """PostgreSQL sessions ever opened on the bench database, this reading's own included.
+    Each new one forks a backend that loads its catalog caches on first use: a pool that
+    closes and reopens connections under load pays that per connection."""
+    import psycopg
+
+    # A backend reports its counters at most once a second (PostgreSQL 15's shared stats).
+    time.sleep(1.1)
+    with psycopg.connect(libpq(pg_url)) as conn:
+        row = conn.execute("SELECT sessions FROM pg_stat_database "
+                           "WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
 def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
     print(f"\n{'route':<12} {'req':>6} {'rate/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
           f"{'p99 ms':>7} {'max ms':>7} {'errors':>6}")
@@ -160,19 +174,22 @@ def report(table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> None:
           f"{extra['server_cpu_pct']:.0f}% of one core "
           f"({extra['workers']} worker(s): {extra['worker_cpu_pct']}); generator CPU "
           f"{extra['generator_cpu_pct']:.1f}% of one core, {extra['connections']} connections, "
+          f"{extra['db_sessions_opened']} PostgreSQL sessions opened, "
           f"max send lag {extra['max_send_lag_ms']:.1f} ms (at {extra['max_send_lag_at_s']:.1f} "
           f"s); slowest answer due at {extra['slowest_at_s']:.1f} s")
 
 
 def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
-          server: subprocess.Popen[bytes]) -> dict[str, Any]:
+          server: subprocess.Popen[bytes], pg_url: str) -> dict[str, Any]:
     """One open-loop run at ``rate``; prints and returns its figures."""
+    sessions0 = _sessions_opened(pg_url)
     plan = plan_requests(orgs, rate, args.warmup + args.duration, port, random.Random(1))
     load_before = os.getloadavg()
     busy0, steal0, total0 = _cpu_times()
     server0 = _process_cpu_s(server.pid)
     results, stats = asyncio.run(drive(plan, port, args.check))
     busy1, steal1, total1 = _cpu_times()
+    sessions = _sessions_opened(pg_url) - sessions0 - 1  # less the second reading's own
     # Per process: the kernel hands each new connection to one worker, and an uneven split
     # can saturate one worker while the other idles.
     spent = {p: s - server0.get(p, 0.0) for p, s in _process_cpu_s(server.pid).items()}
@@ -191,7 +208,8 @@ def _load(args: argparse.Namespace, rate: float, orgs: list[OrgSeed], port: int,
             f"{100 * s / wall:.0f}%" for s in sorted(
                 (s for p, s in spent.items() if p != server.pid), reverse=True)[:args.workers]),
         "generator_cpu_pct": 100 * stats["generator_cpu_s"] / wall,
-        "connections": stats["connections"], "max_send_lag_ms": stats["max_send_lag_ms"],
+        "connections": stats["connections"], "db_sessions_opened": sessions,
+        "max_send_lag_ms": stats["max_send_lag_ms"],
         "max_send_lag_at_s": stats["max_send_lag_at_s"], "slowest_at_s": slowest,
         "rate": rate, "duration_s": args.duration,
     }
@@ -224,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for i, rate in enumerate(args.rate):
                 if i:
                     time.sleep(5)  # let the server finish what the last run left it
-                runs.append(_load(args, rate, orgs, port, proc))
+                runs.append(_load(args, rate, orgs, port, proc, pg_url))
     return {"routes": runs[0]["routes"], "runs": runs, "seed": size.__dict__,
             "redis": bool(redis_url),
             "settings": dict(args.setting)}

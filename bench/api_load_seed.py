@@ -204,12 +204,12 @@ def seed(pg_url: str, size: SeedSize) -> list[OrgSeed]:
                                  "prompt_index": 0, "index": p, "seed": p} for p in range(2)],
                 bytes=3_380_000))
 
-    libpq = _libpq(pg_url)
-    with psycopg.connect(libpq) as conn:
+    conninfo = libpq(pg_url)
+    with psycopg.connect(conninfo) as conn:
         for model, table_rows in rows.items():
             _copy(conn, model.__table__, table_rows)
         conn.commit()
-    with psycopg.connect(libpq, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # what autovacuum gives a long-lived database
         # Flush the seed's dirty pages now, or the checkpointer writes them during the run.
         conn.execute("CHECKPOINT")
@@ -218,7 +218,7 @@ def seed(pg_url: str, size: SeedSize) -> list[OrgSeed]:
     return orgs
 
 
-def _libpq(url: str) -> str:
+def libpq(url: str) -> str:
     """SQLAlchemy URL -> libpq URL."""
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 

@@ -85,7 +85,12 @@ def get_api_engine() -> Engine:
     idle = settings.db_idle_in_transaction_timeout_ms
     limits = (f"-c statement_timeout={settings.db_statement_timeout_ms} "
               f"-c idle_in_transaction_session_timeout={idle}")
-    return make_engine(settings.database_url, connect_args={"options": limits})
+    # Keeps every connection it opens, up to the gate (app.core.deps): an overflow connection
+    # closed on return had to be opened again by the next burst, a backend fork and cold
+    # catalog caches each, when the server was busiest (bench/README, "Connections kept").
+    size = settings.db_pool_size + settings.db_max_overflow
+    return make_engine(settings.database_url, connect_args={"options": limits},
+                       pool_size=size, max_overflow=0)
 
 
 @lru_cache

@@ -81,9 +81,10 @@ class Settings(BaseSettings):
         10, ge=1, description="PostgreSQL: connections each process keeps open per pool."
     )
     db_max_overflow: int = Field(
-        20, ge=0, description="PostgreSQL: extra connections a pool may open under load. An "
-        "API process lets at most db_pool_size + db_max_overflow requests use the database at "
-        "once; the rest wait their turn without holding a thread."
+        20, ge=0, description="PostgreSQL: extra connections a pool may open under load (the "
+        "API's pool keeps them open once opened; the worker's closes them). An API process lets "
+        "at most db_pool_size + db_max_overflow requests use the database at once; the rest "
+        "wait their turn without holding a thread."
     )
     api_warm_up: bool = Field(
         True, description="PostgreSQL: before an API process takes traffic, open its pool's "

@@ -48,6 +48,27 @@ def test_startup_runs_every_step_on_each_pooled_connection(
     assert len(seen) == size and len(set(seen)) == size
 
 
+def test_the_api_pool_keeps_the_connections_a_burst_opened(fresh_engine: None) -> None:
+    # Closing them on return (SQLAlchemy's overflow) made every burst past db_pool_size open
+    # new cold connections again, each a backend fork plus its catalog loads, just when the
+    # server was busiest. The gate still bounds how many the pool ever holds.
+    pool = get_api_engine().pool
+    burst = get_settings().db_pool_size + 3
+
+    def backends() -> set[int]:
+        held = [pool.connect() for _ in range(burst)]
+        try:
+            return {c.cursor().execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[union-attr]
+                    for c in held}
+        finally:
+            for c in held:
+                c.close()
+
+    first = backends()
+    assert pool.checkedin() == burst  # type: ignore[attr-defined]
+    assert backends() == first  # the same backends: nothing was reopened
+
+
 def test_every_registered_step_runs_cleanly(fresh_engine: None,
                                             caplog: pytest.LogCaptureFixture) -> None:
     # A route whose signature changed would break its step; warm_up() would only log it.

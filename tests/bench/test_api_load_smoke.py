@@ -22,8 +22,11 @@ def test_api_load_smoke(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "bench/api_load.py", "--smoke", "--json", str(out)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    figures = json.loads(out.read_text())["routes"]
+    written = json.loads(out.read_text())
+    figures = written["routes"]
     for route in ROUTES:  # --smoke checks every body: a 200 with no items is an error
         assert figures[route]["requests"] > 0, route
         assert figures[route]["errors"] == 0, (route, figures[route]["error_samples"])
     assert "p99 ms" in run.stdout
+    # Counted from PostgreSQL's own statistics: a negative count means a reading went wrong.
+    assert written["runs"][0]["run"]["db_sessions_opened"] >= 0

@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core import bookkeeping
+from app.core.settings import get_settings
 from tests.concurrency.live import (
     Live,
     Org,
@@ -111,10 +113,15 @@ def test_streams_do_not_slow_another_orgs_writes_or_sign_ins(live: Live) -> None
         assert max(slower) < FAST_S, f"with streams, writes took {slower} s longer"
         if live.is_pg:
             assert _stuck_backends(live) == (0, 0)
-            # Open streams hold no pooled connection: far fewer than one per stream exist.
+            # Open streams hold no pooled connection: one each would need 48. The server's API
+            # pool keeps what the requests beside them opened, up to the gate (app.core.db);
+            # its bookkeeping pool and this test's own pool come on top.
             conns = live.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
                              "current_database() AND pid <> pg_backend_pid()")[0][0]
-            assert int(conns) <= 20, f"{conns} connections for 48 streams"  # type: ignore[call-overload]
+            settings = get_settings()
+            most = (settings.db_pool_size + settings.db_max_overflow + bookkeeping.POOL_SIZE
+                    + live.engine.pool.size())  # type: ignore[attr-defined]
+            assert int(conns) <= most < 48, f"{conns} connections for 48 streams"  # type: ignore[call-overload]
     finally:
         close_all(streams)
 
