@@ -88,9 +88,8 @@ def get_api_engine() -> Engine:
     # Keeps every connection it opens, up to the gate (app.core.deps): an overflow connection
     # closed on return had to be opened again by the next burst, a backend fork and cold
     # catalog caches each, when the server was busiest (bench/README, "Connections kept").
-    size = settings.db_pool_size + settings.db_max_overflow
     return make_engine(settings.database_url, connect_args={"options": limits},
-                       pool_size=size, max_overflow=0)
+                       pool_size=settings.api_db_slots, max_overflow=0)
 
 
 @lru_cache

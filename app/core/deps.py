@@ -36,8 +36,7 @@ def _gate() -> asyncio.Semaphore:
     loop = asyncio.get_running_loop()
     gate = _admission.get(loop)
     if gate is None:
-        settings = get_settings()
-        size = settings.db_pool_size + settings.db_max_overflow
+        size = get_settings().api_db_slots
         gate = _admission[loop] = asyncio.Semaphore(size)
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = max(limiter.total_tokens, size + SPARE_THREADS)

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         return self.data_dir.resolve() / SECRET_FILE
 
     @property
+    def api_db_slots(self) -> int:
+        """Requests an API process lets use the database at once (app.core.deps), and so the
+        connections its pool keeps (app.core.db)."""
+        return self.db_pool_size + self.db_max_overflow
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 

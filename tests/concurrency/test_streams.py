@@ -118,8 +118,7 @@ def test_streams_do_not_slow_another_orgs_writes_or_sign_ins(live: Live) -> None
             # its bookkeeping pool and this test's own pool come on top.
             conns = live.sql("SELECT count(*) FROM pg_stat_activity WHERE datname = "
                              "current_database() AND pid <> pg_backend_pid()")[0][0]
-            settings = get_settings()
-            most = (settings.db_pool_size + settings.db_max_overflow + bookkeeping.POOL_SIZE
+            most = (get_settings().api_db_slots + bookkeeping.POOL_SIZE
                     + live.engine.pool.size())  # type: ignore[attr-defined]
             assert int(conns) <= most < 48, f"{conns} connections for 48 streams"  # type: ignore[call-overload]
     finally:
